@@ -1,0 +1,188 @@
+"""The catalog (TOML): models, LoRAs, styles, NPCs and defaults. Refused at start when malformed.
+
+Relative paths resolve against the catalog file's folder (LoRAs against `defaults.loras_root` when set).
+LoRA files must be `.safetensors`: pickle-based formats can execute code when loaded, so they are never read.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipelines.families import FAMILIES
+from worker.contract import LORA_WEIGHT_RANGE, QualityPreset, parse_lora_ref
+
+Dtype = Literal["float32", "float16", "bfloat16"]
+NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+# PEFT adapter names become module keys, which may not contain dots.
+LORA_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class CatalogError(ValueError):
+    """A malformed catalog: the message names the file, the key and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_lora_refs(refs: list[str]) -> list[str]:
+    for ref in refs:
+        parse_lora_ref(ref)
+    return refs
+
+
+class PresetOverride(_Strict):
+    """Any preset value a model may override for one preset, plus LoRAs it adds (e.g. a distill LoRA)."""
+
+    width: Annotated[int | None, Field(ge=16, le=4096)] = None
+    height: Annotated[int | None, Field(ge=16, le=4096)] = None
+    fps: Annotated[int | None, Field(ge=1, le=120)] = None
+    steps: Annotated[int | None, Field(ge=1, le=500)] = None
+    cfg: Annotated[float | None, Field(ge=0.0, le=50.0)] = None
+    loras: list[str] = Field(default_factory=list)
+
+    _refs = field_validator("loras")(_check_lora_refs)
+
+
+class ModelEntry(_Strict):
+    family: str
+    path: str
+    dtype: Dtype = "bfloat16"
+    presets: dict[QualityPreset, PresetOverride] = Field(default_factory=dict)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, family: str) -> str:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+        return family
+
+
+class LoraEntry(_Strict):
+    path: Path
+    weight: Annotated[float, Field(ge=LORA_WEIGHT_RANGE[0], le=LORA_WEIGHT_RANGE[1])] = 1.0
+    trigger: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _safetensors_only(cls, path: Path) -> Path:
+        if path.suffix != ".safetensors":
+            raise ValueError(
+                f"LoRA file {str(path)!r} is not .safetensors; pickle formats (.ckpt, .pt, .bin) are refused "
+                "because loading them can run code"
+            )
+        return path
+
+
+class StyleEntry(_Strict):
+    model: str | None = None
+    loras: list[str] = Field(default_factory=list)
+    prompt_suffix: str | None = None
+
+    _refs = field_validator("loras")(_check_lora_refs)
+
+
+class NpcEntry(_Strict):
+    base_image: str
+
+
+class Defaults(_Strict):
+    model: str
+    negative_prompt: str = "low quality, blurry"
+    loras_root: Path | None = None
+
+
+class Catalog(_Strict):
+    defaults: Defaults
+    models: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ModelEntry] = Field(min_length=1)
+    loras: dict[Annotated[str, Field(pattern=LORA_NAME_PATTERN)], LoraEntry] = Field(default_factory=dict)
+    styles: dict[str, StyleEntry] = Field(default_factory=dict)
+    npcs: dict[str, NpcEntry] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)
+
+
+def _error(path: Path, key: str, reason: str) -> CatalogError:
+    return CatalogError(f"catalog {path}: [{key}] {reason}")
+
+
+def _resolve_path(value: str | Path, root: Path) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else (root / candidate).resolve()
+
+
+def _resolve_model_path(value: str, root: Path) -> str:
+    """A directory (absolute, or relative to the catalog) or a hub id already in the local cache."""
+    candidate = _resolve_path(value, root)
+    if Path(value).is_absolute() or candidate.exists() or value.startswith("."):
+        return str(candidate)
+    return value
+
+
+def _resolve_image_source(value: str, root: Path) -> str:
+    """NPC base images may be URIs (data:, s3://, https://) or files relative to the catalog."""
+    if value.startswith("data:") or "://" in value:
+        return value
+    return str(_resolve_path(value, root))
+
+
+def _check_references(catalog: Catalog, path: Path) -> None:
+    if catalog.defaults.model not in catalog.models:
+        raise _error(path, "defaults.model", f"names model {catalog.defaults.model!r} which is not in [models]")
+    lora_lists: list[tuple[str, list[str]]] = []
+    for name, style in catalog.styles.items():
+        if style.model is not None and style.model not in catalog.models:
+            raise _error(path, f"styles.{name}.model", f"names model {style.model!r} which is not in [models]")
+        lora_lists.append((f"styles.{name}.loras", style.loras))
+    for name, model in catalog.models.items():
+        for preset, override in model.presets.items():
+            lora_lists.append((f"models.{name}.presets.{preset.value}.loras", override.loras))
+    for key, refs in lora_lists:
+        for ref in refs:
+            lora_name, _ = parse_lora_ref(ref)
+            if lora_name not in catalog.loras:
+                raise _error(path, key, f"names LoRA {lora_name!r} which is not in [loras]")
+    for name, lora in catalog.loras.items():
+        if not lora.path.is_file():
+            raise _error(path, f"loras.{name}.path", f"file {lora.path} does not exist")
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Parse, validate and resolve a catalog file; raise CatalogError with file, key and reason."""
+    path = path.expanduser().resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogError(f"catalog {path}: cannot be read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"catalog {path}: not valid TOML: {exc}") from exc
+    try:
+        catalog = Catalog.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise _error(path, key, first["msg"]) from exc
+    root = path.parent
+    loras_root = _resolve_path(catalog.defaults.loras_root, root) if catalog.defaults.loras_root else root
+    catalog = catalog.model_copy(
+        update={
+            "source": path,
+            "models": {
+                name: entry.model_copy(update={"path": _resolve_model_path(entry.path, root)})
+                for name, entry in catalog.models.items()
+            },
+            "loras": {
+                name: entry.model_copy(update={"path": _resolve_path(entry.path, loras_root)})
+                for name, entry in catalog.loras.items()
+            },
+            "npcs": {
+                name: entry.model_copy(update={"base_image": _resolve_image_source(entry.base_image, root)})
+                for name, entry in catalog.npcs.items()
+            },
+        }
+    )
+    _check_references(catalog, path)
+    return catalog

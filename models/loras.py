@@ -1,0 +1,84 @@
+"""LoRA adapters of one resident pipeline: each file loaded once as a named adapter, switched per job.
+
+Switching is `set_adapters(names, weights)` (no model reload, no re-read of the file); a job without LoRAs
+runs with adapters disabled, which gives bit-identical output to a pipeline that never had one.
+The least recently used adapter beyond `capacity` is freed with `delete_adapters` (plain unloading leaks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from pipelines.request import LoraChoice
+from worker.contract import ErrorCode
+from worker.errors import JobError
+
+log = logging.getLogger(__name__)
+
+
+class AdapterCache:
+    def __init__(self, pipe: Any, model_name: str, capacity: int) -> None:
+        self._pipe = pipe
+        self._model_name = model_name
+        self._capacity = capacity
+        self._loaded: OrderedDict[str, str] = OrderedDict()
+        self.disk_loads = 0
+        self.evictions = 0
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def activate(self, loras: Sequence[LoraChoice]) -> None:
+        """Make exactly these adapters active with these weights (none: adapters disabled)."""
+        wanted = {lora.name for lora in loras}
+        for lora in loras:
+            self._ensure_loaded(lora)
+        self._evict_beyond_capacity(keep=wanted)
+        if loras:
+            self._pipe.enable_lora()
+            self._pipe.set_adapters([lora.name for lora in loras], [lora.weight for lora in loras])
+        elif self._loaded:
+            self._pipe.disable_lora()
+
+    def _ensure_loaded(self, lora: LoraChoice) -> None:
+        if lora.name in self._loaded and self._loaded[lora.name] == str(lora.path):
+            self._loaded.move_to_end(lora.name)
+            return
+        if lora.name in self._loaded:  # the catalog now points the name at another file
+            self._delete(lora.name)
+        started = time.perf_counter()
+        try:
+            self._pipe.load_lora_weights(str(lora.path), adapter_name=lora.name)
+        except Exception as exc:
+            if lora.name in self._adapter_names():
+                self._pipe.delete_adapters(lora.name)
+            raise JobError(
+                ErrorCode.INVALID_PARAMS,
+                f"LoRA {lora.name!r} ({lora.path.name}) does not fit model {self._model_name!r}: {exc}",
+            ) from exc
+        self._loaded[lora.name] = str(lora.path)
+        self.disk_loads += 1
+        log.info(
+            "loaded LoRA %s into %s in %.0f ms", lora.name, self._model_name, (time.perf_counter() - started) * 1000
+        )
+
+    def _evict_beyond_capacity(self, keep: set[str]) -> None:
+        for name in list(self._loaded):
+            if len(self._loaded) <= self._capacity:
+                return
+            if name not in keep:
+                self._delete(name)
+                self.evictions += 1
+
+    def _delete(self, name: str) -> None:
+        self._pipe.delete_adapters(name)
+        del self._loaded[name]
+        log.info("freed LoRA %s from %s", name, self._model_name)
+
+    def _adapter_names(self) -> set[str]:
+        return {name for names in self._pipe.get_list_adapters().values() for name in names}

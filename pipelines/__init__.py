@@ -1,0 +1,1 @@
+"""The compute: preset table and request resolution, prompt building, size/frame grids, model families."""

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything the worker, its demo and its tests need on a fresh Debian/Ubuntu machine:
+# redis-server (when missing), a virtual environment in .venv, torch, and the package with dev extras.
+# Without an NVIDIA GPU it installs the CPU build of torch (pinned, fast); with one, the default CUDA build.
+# Re-running is cheap: finished steps are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+CPU_TORCH="${NPC_WORKER_CPU_TORCH:-torch==2.13.0}"
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "setup: installing redis-server" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        echo "setup: GPU found: installing the default (CUDA) torch build" >&2
+        "${PIP[@]}" install torch
+    else
+        echo "setup: no GPU: installing $CPU_TORCH (CPU build)" >&2
+        "${PIP[@]}" install "$CPU_TORCH"
+    fi
+fi
+
+stamp=.venv/.npc-worker-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing npc-video-worker with dev extras" >&2
+    "${PIP[@]}" install -e ".[dev]"
+    touch "$stamp"
+fi

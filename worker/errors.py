@@ -1,0 +1,31 @@
+"""The one exception type a job raises on purpose; everything else becomes internal_error."""
+
+from __future__ import annotations
+
+from worker.contract import RETRYABLE_CODES, ErrorCode
+
+
+class JobError(Exception):
+    """A failure with a contract error code and a message written for the producer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES
+
+
+class JobCancelled(JobError):
+    """Raised from the per-step callback to stop the pipeline between denoising steps."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(ErrorCode.CANCELLED, f"job {job_id} was cancelled")
+
+
+class DeadlineExceeded(JobError):
+    def __init__(self, deadline_ms: int) -> None:
+        super().__init__(ErrorCode.DEADLINE_EXCEEDED, f"the job's deadline {deadline_ms} (unix ms) has passed")
+        self.deadline_ms = deadline_ms

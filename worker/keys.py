@@ -1,0 +1,21 @@
+"""Content-addressed storage keys: identical resolved requests map to the same object (cache hits)."""
+
+from __future__ import annotations
+
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_segment(value: str) -> str:
+    """An npc_id made safe as one path segment (no separators, no dot-only names), at most 64 chars."""
+    cleaned = _UNSAFE.sub("_", value)[:64]
+    return cleaned if cleaned.strip(".") else "_" + cleaned
+
+
+def video_key(npc_id: str, fingerprint: str) -> str:
+    return f"{safe_segment(npc_id)}/{fingerprint[:2]}/{fingerprint}.mp4"
+
+
+def thumbnail_key(npc_id: str, fingerprint: str) -> str:
+    return f"{safe_segment(npc_id)}/{fingerprint[:2]}/{fingerprint}.jpg"

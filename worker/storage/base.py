@@ -1,0 +1,24 @@
+"""The storage interface every backend implements; failures surface as storage_error (retryable)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class StorageConfigError(ValueError):
+    """The storage URL or its settings are unusable: refused at start."""
+
+
+class Storage(Protocol):
+    def exists(self, key: str) -> bool:
+        """Whether a complete object is stored under `key` (a cache hit)."""
+        ...
+
+    def put(self, key: str, source: Path, content_type: str) -> None:
+        """Store `source` under `key` so that readers never see a partial object."""
+        ...
+
+    def url(self, key: str) -> str:
+        """What a client fetches to play the object."""
+        ...

@@ -28,7 +28,21 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="decompression-bomb guard for base images")
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="largest accepted base image file")
     lora_cache_size: int = Field(default=8, ge=1, description="LoRA adapters kept loaded per model (LRU)")
-    worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+
+    # -- Redis streams (the queue) --
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis:// or rediss://, may hold a password")
+    prefix: str = Field(default="npc", pattern=r"^[A-Za-z0-9_.-]+$", description="key prefix of streams and keys")
+    consumer: str | None = Field(default=None, description="consumer name; default stable per host and device")
+    claim_idle_ms: int = Field(default=60_000, ge=1_000, description="take over entries idle this long")
+    max_attempts: int = Field(default=3, ge=1, description="deliveries before a job goes to the dead stream")
+    retry_backoff_ms: int = Field(default=2_000, ge=0, description="first retry delay; doubles per attempt")
+    block_ms: int = Field(default=2_000, ge=10, description="longest blocking XREADGROUP wait")
+    result_ttl_s: int = Field(default=7 * 24 * 3600, ge=1, description="lifetime of npc:result:{job_id}")
+    events_maxlen: int = Field(default=100_000, ge=1, description="approximate MAXLEN of the events stream")
+    events_channel: str | None = Field(default=None, description="also PUBLISH every event on this channel")
+    progress_interval_ms: int = Field(default=250, ge=0, description="least time between progress events of a job")
+    http_host: str = Field(default="0.0.0.0", description="address of /healthz, /readyz, /metrics")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the HTTP server")
 
     @field_validator("device")
     @classmethod

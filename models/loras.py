@@ -33,8 +33,9 @@ class AdapterCache:
     def loaded(self) -> list[str]:
         return list(self._loaded)
 
-    def activate(self, loras: Sequence[LoraChoice]) -> None:
-        """Make exactly these adapters active with these weights (none: adapters disabled)."""
+    def activate(self, requested: Sequence[LoraChoice]) -> None:
+        """Make exactly these adapters active with these weights (none, or all weight 0: adapters disabled)."""
+        loras = [lora for lora in requested if lora.weight != 0]
         wanted = {lora.name for lora in loras}
         for lora in loras:
             self._ensure_loaded(lora)

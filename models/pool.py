@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,14 @@ from worker.contract import ErrorCode
 from worker.errors import JobError
 
 log = logging.getLogger(__name__)
+
+
+def _pipeline_class(name: str, diffusers: Any) -> Any:
+    """A diffusers class name, or `package.module:Class` for a pipeline class of one's own."""
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+    return getattr(diffusers, name)
 
 
 @dataclass
@@ -56,7 +65,7 @@ class ModelPool:
         if entry is None:
             raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {name!r} is not in the catalog")
         family = FAMILIES[entry.family]
-        pipeline_class = getattr(diffusers, family.pipeline_class)
+        pipeline_class = _pipeline_class(family.pipeline_class, diffusers)
         started = time.perf_counter()
         pipe = pipeline_class.from_pretrained(entry.path, dtype=getattr(torch, entry.dtype), local_files_only=True)
         pipe.to(self.device)

@@ -142,7 +142,7 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
     fps = params.fps or override.fps or table.fps
     duration = params.duration if params.duration is not None else DEFAULT_DURATION_SEC
     num_frames = family.frame_rule.snap(round(fps * duration))
-    triggers = [catalog.loras[lora.name].trigger or "" for lora in loras]
+    triggers = [catalog.loras[lora.name].trigger or "" for lora in loras if lora.weight != 0]
     prompt = build_prompt(
         base=params.prompt or params.npc_name,
         intensity=params.intensity,

@@ -89,8 +89,8 @@ class NpcResponseParams(BaseModel):
     prompt: Annotated[str | None, Field(max_length=2000)] = None
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
     quality_preset: QualityPreset = QualityPreset.FAST
-    width: Annotated[int | None, Field(ge=64, le=2048)] = None
-    height: Annotated[int | None, Field(ge=64, le=2048)] = None
+    width: Annotated[int | None, Field(ge=16, le=2048)] = None
+    height: Annotated[int | None, Field(ge=16, le=2048)] = None
     fps: Annotated[int | None, Field(ge=1, le=60)] = None
     duration: Annotated[float | None, Field(gt=0.0, le=20.0)] = None
     steps: Annotated[int | None, Field(ge=1, le=200)] = None

@@ -1,0 +1,83 @@
+"""Session fixtures: tiny real checkpoints and LoRAs built once, and a factory of job runners on them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.tiny import build_wan_i2v, write_tiny_wan_lora
+from tests.support.catalogs import tiny_catalog_text, write_catalog
+from worker.jobs import JobRunner
+from worker.runtime import build_runner
+from worker.settings import Settings
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("models") / "tiny-wan-i2v"
+    build_wan_i2v(directory, seed=0)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_loras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("loras")
+    loras = {
+        "glow": directory / "glow.safetensors",
+        "sparkle": directory / "sparkle.safetensors",
+        "comfy": directory / "comfy.safetensors",
+    }
+    write_tiny_wan_lora(loras["glow"], seed=1, style="diffusers")
+    write_tiny_wan_lora(loras["sparkle"], seed=3, style="diffusers")
+    write_tiny_wan_lora(loras["comfy"], seed=2, style="kohya")
+    return loras
+
+
+@pytest.fixture
+def catalog_path(tmp_path: Path, tiny_wan_dir: Path, tiny_loras: dict[str, Path]) -> Path:
+    return write_catalog(tmp_path, tiny_catalog_text(tiny_wan_dir, tiny_loras))
+
+
+RunnerFactory = Callable[..., JobRunner]
+
+
+@pytest.fixture
+def make_runner(tmp_path: Path, catalog_path: Path) -> RunnerFactory:
+    """`make_runner(catalog_extra="...", **settings)`: a JobRunner on the tiny catalog, storage under tmp_path."""
+
+    def factory(catalog_extra: str = "", **overrides: Any) -> JobRunner:
+        path = catalog_path
+        if catalog_extra:
+            path.write_text(path.read_text(encoding="utf-8") + "\n" + catalog_extra, encoding="utf-8")
+        values: dict[str, Any] = {
+            "catalog": path,
+            "device": "cpu",
+            "storage_url": f"file://{tmp_path / 'outputs'}",
+            "data_dir": tmp_path / "data",
+        }
+        values.update(overrides)
+        return build_runner(Settings(**values))
+
+    return factory
+
+
+@pytest.fixture
+def runner(make_runner: RunnerFactory) -> JobRunner:
+    return make_runner()

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: job envelopes, images, catalogs, real servers."""

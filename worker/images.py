@@ -12,6 +12,8 @@ import binascii
 import hashlib
 import io
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +21,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.contract import ErrorCode
 from worker.errors import JobError
+from worker.fetch import REMOTE_SCHEMES, fetch_remote
 from worker.settings import Settings
 
 DATA_URI = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.IGNORECASE
 )
+
+
+# Only plain raster formats: Pillow's other plugins (EPS runs Ghostscript, ...) are not for untrusted input.
+DECODABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,15 @@ def _read_data_uri(source: str, max_bytes: int) -> bytes:
     if not mime.startswith("image/"):
         raise _invalid(f"npc_base_image data URI has media type {mime or 'none'!r}; expected image/*")
     payload = source[match.end() :]
-    if len(payload) * 3 // 4 > max_bytes:
+    if len(payload) > (max_bytes + 2) // 3 * 4:  # cheap bound before decoding anything
         raise _invalid(f"npc_base_image is larger than the limit of {max_bytes} bytes")
     try:
-        return base64.b64decode(payload, validate=True)
+        data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise _invalid(f"npc_base_image data URI is not valid base64: {exc}") from exc
+    if len(data) > max_bytes:
+        raise _invalid(f"npc_base_image is larger than the limit of {max_bytes} bytes")
+    return data
 
 
 def _read_local(source: str, roots: list[Path], trusted: bool, max_bytes: int) -> bytes:
@@ -76,13 +86,18 @@ def read_image_source(source: str, settings: Settings, *, trusted: bool) -> byte
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("", "file"):
         return _read_local(source, settings.input_roots, trusted, settings.max_image_bytes)
-    raise _invalid(f"npc_base_image scheme {scheme!r}:// is not supported; use a data: URI or an allowed path")
+    if scheme in REMOTE_SCHEMES:
+        return fetch_remote(source, settings)
+    raise _invalid(
+        f"npc_base_image {source[:200]} uses scheme {scheme}://, which is not supported; use a data: URI, "
+        "an allowed path, s3://bucket/key or http(s)://"
+    )
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode, refusing images over `max_pixels` before their pixels are read; EXIF orientation applied."""
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with Image.open(io.BytesIO(data), formats=DECODABLE_FORMATS) as opened:
             width, height = opened.size
             if width * height > max_pixels:
                 raise _invalid(f"base image is {width}x{height}, over the limit of {max_pixels} pixels")
@@ -95,9 +110,39 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise _invalid(f"base image cannot be decoded as an image: {exc}") from exc
 
 
+class DecodedImages:
+    """Decoded base images by content hash (LRU): an NPC's next job reuses its decoded start frame."""
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self.max_entries = max_entries
+        self._images: OrderedDict[tuple[str, int], Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def decode(self, data: bytes, sha256: str, max_pixels: int) -> Image.Image:
+        key = (sha256, max_pixels)
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return self._images[key]
+        image = decode_image(data, max_pixels)
+        with self._lock:
+            self._images[key] = image
+            while len(self._images) > self.max_entries:
+                self._images.popitem(last=False)
+        return image
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+
+decoded_images = DecodedImages()
+
+
 def load_base_image(source: str, settings: Settings, *, trusted: bool = False) -> BaseImage:
+    """The decoded start frame behind a reference; the returned image is shared, so never mutate it."""
     data = read_image_source(source, settings, trusted=trusted)
-    return BaseImage(image=decode_image(data, settings.max_image_pixels), sha256=hashlib.sha256(data).hexdigest())
+    sha256 = hashlib.sha256(data).hexdigest()
+    return BaseImage(image=decoded_images.decode(data, sha256, settings.max_image_pixels), sha256=sha256)
 
 
 def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:

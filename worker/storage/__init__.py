@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from worker.settings import Settings
 from worker.storage.base import Storage, StorageConfigError
 from worker.storage.local import LocalStorage
+from worker.storage.s3 import S3Storage
 
-__all__ = ["LocalStorage", "Storage", "StorageConfigError", "open_storage"]
+__all__ = ["LocalStorage", "S3Storage", "Storage", "StorageConfigError", "open_storage"]
 
 
-def open_storage(url: str) -> Storage:
-    """`file://DIR` (relative DIR: against the working directory)."""
+def open_storage(settings: Settings) -> Storage:
+    """`file://DIR` (relative DIR: against the working directory) or `s3://bucket/prefix`."""
+    url = settings.storage_url
     if url.startswith("file://"):
         return LocalStorage(Path(url.removeprefix("file://")).expanduser().resolve())
-    raise StorageConfigError(f"storage URL {url!r} is not supported; use file://DIR")
+    if url.lower().startswith("s3://"):
+        return S3Storage.from_settings(url, settings)
+    raise StorageConfigError(f"storage URL {url!r} is not supported; use file://DIR or s3://bucket/prefix")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from pipelines.grid import FrameRule
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL.Image import Image
 
     from pipelines.request import ResolvedRequest
@@ -15,7 +17,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Family:
-    """One image-to-video model family. Subclasses override `call_kwargs` when the diffusers call differs."""
+    """One image-to-video model family.
+
+    Subclasses override `call_kwargs` when the diffusers call differs, and `load_lora` when a LoRA file
+    must go somewhere other than the pipeline's default denoiser (e.g. into both Wan 2.2 experts).
+    """
 
     name: str
     pipeline_class: str
@@ -41,3 +47,7 @@ class Family:
         if self.takes_negative_prompt:
             kwargs["negative_prompt"] = request.negative_prompt
         return kwargs
+
+    def load_lora(self, pipe: Any, path: Path, adapter_name: str) -> None:
+        """Load one LoRA file into the resident pipeline as the named adapter."""
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name)

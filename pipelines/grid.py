@@ -21,9 +21,12 @@ class FrameRule:
         return f"{self.step}k+{self.offset}"
 
 
+MAX_SIDE = 2048  # the contract's largest width/height; derived sides are held to it too
+
+
 def snap_side(value: float, multiple: int) -> int:
-    """Nearest multiple of `multiple`, at least one multiple."""
-    return max(multiple, round(value / multiple) * multiple)
+    """Nearest multiple of `multiple`, at least one multiple and at most MAX_SIDE."""
+    return min(max(multiple, round(value / multiple) * multiple), MAX_SIDE // multiple * multiple)
 
 
 def fit_area(area: int, aspect: float, multiple: int) -> tuple[int, int]:

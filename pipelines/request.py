@@ -43,9 +43,10 @@ class ResolvedRequest:
     steps: int
     cfg: float
     seed: int
-    prompt: str
-    negative_prompt: str
+    prompt: str | None  # None: the family takes no prompt (SVD), so none was used
+    negative_prompt: str | None
     loras: tuple[LoraChoice, ...]
+    motion: float  # the job's intensity: families without a prompt (SVD) turn it into motion conditioning
 
     @property
     def duration_sec(self) -> float:
@@ -64,7 +65,7 @@ class ResolvedRequest:
 def _style(params: NpcResponseParams, catalog: Catalog) -> StyleEntry | None:
     if params.art_style is None:
         return None
-    style = catalog.styles.get(params.art_style.value)
+    style = catalog.styles.get(params.art_style)
     if style is None:
         log.info(
             "art_style %r has no [styles.%s] in the catalog; using the defaults",
@@ -163,7 +164,10 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
         steps=params.steps or override.steps or table.steps,
         cfg=params.cfg if params.cfg is not None else (override.cfg if override.cfg is not None else table.cfg),
         seed=params.seed if params.seed is not None else default_seed(params.npc_id),
-        prompt=prompt,
-        negative_prompt=params.negative_prompt or catalog.defaults.negative_prompt,
+        prompt=prompt if family.takes_prompt else None,
+        negative_prompt=(params.negative_prompt or catalog.defaults.negative_prompt)
+        if family.takes_negative_prompt
+        else None,
         loras=loras,
+        motion=params.intensity,
     )

@@ -20,3 +20,16 @@ def build_tokenizer() -> Any:
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def tiny_t5_config(config_class: Any, d_model: int) -> Any:
+    """A one-layer (U)T5 encoder config whose vocabulary covers the tiny tokenizer; d_model = the text dim."""
+    return config_class(
+        vocab_size=TINY_VOCAB_SIZE,
+        d_model=d_model,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from models.tiny.tokenizer import TINY_VOCAB_SIZE, build_tokenizer
+from models.tiny.tokenizer import build_tokenizer, tiny_t5_config
 
 
 def build_wan_i2v(directory: Path, seed: int = 0) -> None:
@@ -24,17 +24,7 @@ def build_wan_i2v(directory: Path, seed: int = 0) -> None:
     vae = AutoencoderKLWan(
         base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
     )
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=TINY_VOCAB_SIZE,
-            d_model=text_dim,
-            d_kv=8,
-            d_ff=32,
-            num_layers=1,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-        )
-    )
+    text_encoder = UMT5EncoderModel(tiny_t5_config(UMT5Config, text_dim))
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=heads,

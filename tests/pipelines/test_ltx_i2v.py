@@ -1,0 +1,38 @@
+"""LTX-Video I2V end to end: 32-pixel grid, 8k+1 frames, the request's fps passed as `frame_rate`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.tiny import build_ltx_i2v
+from tests.support.jobs import envelope
+from worker.jobs import JobRunner, SilentHooks, parse_envelope
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+    model = tmp_path_factory.mktemp("ltx-model") / "model"
+    build_ltx_i2v(model, seed=0)
+    return family_runner("ltx-i2v", model)
+
+
+def test_snaps_to_the_32_pixel_grid_and_8k_plus_1_frames(runner: JobRunner, video_of) -> None:
+    # 24 fps x 0.5 s = 12 frames: 4k+1 would give 13, which LTX's 8x temporal VAE cannot produce
+    result = runner.run(envelope(width=100, height=70, fps=24, duration=0.5))
+    assert (result.width, result.height, result.num_frames, result.fps) == (96, 64, 9, 24)
+    video_of(result)
+
+
+def _generated(runner: JobRunner, **params: object) -> np.ndarray:
+    """The pipeline's frames before encoding (the encoder's rate control depends on fps too)."""
+    prepared = runner.prepare(parse_envelope(envelope(**params)), SilentHooks())
+    return runner.generate(prepared, SilentHooks())
+
+
+def test_fps_is_passed_to_the_model_as_frame_rate(runner: JobRunner) -> None:
+    slow = _generated(runner, fps=16, duration=0.5625)
+    fast = _generated(runner, fps=24, duration=0.375)
+    # same seed, size and 9 frames: only the frame-rate conditioning of LTX's RoPE differs
+    assert slow.shape == fast.shape == (9, 64, 64, 3)
+    assert not np.array_equal(slow, fast)

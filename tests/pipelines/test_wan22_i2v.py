@@ -1,0 +1,45 @@
+"""Wan 2.2 I2V A14B end to end: two experts, 16-pixel grid, 4k+1 frames, LoRAs loaded into both experts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from peft.utils import get_peft_model_state_dict
+
+from models.tiny import build_wan22_i2v, write_tiny_wan22_lora
+from tests.support.jobs import envelope
+from worker.jobs import JobRunner
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+    root = tmp_path_factory.mktemp("wan22-i2v-model")
+    build_wan22_i2v(root / "model", seed=0)
+    write_tiny_wan22_lora(root / "shine.safetensors", seed=5)
+    return family_runner("wan22-i2v", root / "model", {"shine": root / "shine.safetensors"})
+
+
+def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: JobRunner, video_of) -> None:
+    result = runner.run(envelope("plain", width=70, height=52, fps=8, duration=1.25))
+    assert (result.width, result.height, result.num_frames, result.fps) == (64, 48, 9, 8)
+    video_of(result)
+    pipe = runner.pool.get("tiny").pipe
+    assert pipe.transformer is not None and pipe.transformer_2 is not None
+    assert pipe.config.boundary_ratio == pytest.approx(0.9)
+
+
+def test_a_lora_goes_into_both_experts_and_changes_the_video(runner: JobRunner, video_of) -> None:
+    plain = video_of(runner.run(envelope("no-lora")))
+    result = runner.run(envelope("with-lora", loras=["shine:1.0"]))
+    styled = video_of(result)
+    assert [(lora.name, lora.weight) for lora in result.loras] == [("shine", 1.0)]
+    assert result.prompt is not None and result.prompt.endswith("shine look")
+    assert not np.array_equal(plain, styled)
+
+    pipe = runner.pool.get("tiny").pipe
+    assert pipe.get_list_adapters() == {"transformer": ["shine"], "transformer_2": ["shine"]}
+    high = get_peft_model_state_dict(pipe.transformer, adapter_name="shine")
+    low = get_peft_model_state_dict(pipe.transformer_2, adapter_name="shine")
+    assert high.keys() == low.keys() and len(high) > 0
+    assert all(torch.equal(high[key], low[key]) for key in high)

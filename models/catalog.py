@@ -12,10 +12,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.speed import SpeedSettings
 from pipelines.families import FAMILIES
-from worker.contract import LORA_WEIGHT_RANGE, QualityPreset, parse_lora_ref
+from worker.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
 
 Dtype = Literal["float32", "float16", "bfloat16"]
+# "model": whole components move to the device when they run; "group": layer by layer (least memory).
+Offload = Literal["none", "model", "group"]
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 # PEFT adapter names become module keys, which may not contain dots.
 LORA_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -38,8 +41,8 @@ def _check_lora_refs(refs: list[str]) -> list[str]:
 class PresetOverride(_Strict):
     """Any preset value a model may override for one preset, plus LoRAs it adds (e.g. a distill LoRA)."""
 
-    width: Annotated[int | None, Field(ge=16, le=4096)] = None
-    height: Annotated[int | None, Field(ge=16, le=4096)] = None
+    width: Annotated[int | None, Field(ge=16, le=2048)] = None
+    height: Annotated[int | None, Field(ge=16, le=2048)] = None
     fps: Annotated[int | None, Field(ge=1, le=120)] = None
     steps: Annotated[int | None, Field(ge=1, le=500)] = None
     cfg: Annotated[float | None, Field(ge=0.0, le=50.0)] = None
@@ -49,9 +52,14 @@ class PresetOverride(_Strict):
 
 
 class ModelEntry(_Strict):
+    """One loadable model. `offload` lets a model larger than the device run at all (diffusers CPU offload, CUDA
+    only); `speed` holds the settings of models.speed."""
+
     family: str
     path: str
     dtype: Dtype = "bfloat16"
+    offload: Offload = "none"
+    speed: SpeedSettings = Field(default_factory=SpeedSettings)
     presets: dict[QualityPreset, PresetOverride] = Field(default_factory=dict)
 
     @field_validator("family")
@@ -100,7 +108,7 @@ class Catalog(_Strict):
     defaults: Defaults
     models: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ModelEntry] = Field(min_length=1)
     loras: dict[Annotated[str, Field(pattern=LORA_NAME_PATTERN)], LoraEntry] = Field(default_factory=dict)
-    styles: dict[str, StyleEntry] = Field(default_factory=dict)
+    styles: dict[ArtStyle, StyleEntry] = Field(default_factory=dict)
     npcs: dict[str, NpcEntry] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)
 
@@ -133,10 +141,11 @@ def _check_references(catalog: Catalog, path: Path) -> None:
     if catalog.defaults.model not in catalog.models:
         raise _error(path, "defaults.model", f"names model {catalog.defaults.model!r} which is not in [models]")
     lora_lists: list[tuple[str, list[str]]] = []
-    for name, style in catalog.styles.items():
+    for style_name, style in catalog.styles.items():
+        key = f"styles.{style_name.value}"
         if style.model is not None and style.model not in catalog.models:
-            raise _error(path, f"styles.{name}.model", f"names model {style.model!r} which is not in [models]")
-        lora_lists.append((f"styles.{name}.loras", style.loras))
+            raise _error(path, f"{key}.model", f"names model {style.model!r} which is not in [models]")
+        lora_lists.append((f"{key}.loras", style.loras))
     for name, model in catalog.models.items():
         for preset, override in model.presets.items():
             lora_lists.append((f"models.{name}.presets.{preset.value}.loras", override.loras))

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from pipelines.family import Family
 from pipelines.request import LoraChoice
 from worker.contract import ErrorCode
 from worker.errors import JobError
@@ -21,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class AdapterCache:
-    def __init__(self, pipe: Any, model_name: str, capacity: int) -> None:
+    def __init__(self, pipe: Any, model_name: str, capacity: int, family: Family) -> None:
         self._pipe = pipe
         self._model_name = model_name
+        self._family = family
         self._capacity = capacity
         self._loaded: OrderedDict[str, str] = OrderedDict()
         self.disk_loads = 0
@@ -54,7 +56,7 @@ class AdapterCache:
             self._delete(lora.name)
         started = time.perf_counter()
         try:
-            self._pipe.load_lora_weights(str(lora.path), adapter_name=lora.name)
+            self._family.load_lora(self._pipe, lora.path, lora.name)
         except Exception as exc:
             if lora.name in self._adapter_names():
                 self._pipe.delete_adapters(lora.name)

@@ -1,17 +1,23 @@
-"""Loaded pipelines by catalog model name: each loaded from disk once per process and kept resident."""
+"""Loaded pipelines by catalog model name: each read from disk once per process and kept for good.
+
+Where a kept pipeline's weights are (device or CPU memory) is models.residency's business; `acquire` brings
+the model onto the device and says what that cost the job: a disk load, a swap back from CPU memory, or nothing.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.catalog import Catalog
 from models.loras import AdapterCache
+from models.residency import ModelStats, Residency, apply_offload
+from models.speed import apply_speed
 from pipelines.families import FAMILIES
 from pipelines.family import Family
+from worker.clock import Stopwatch
 from worker.contract import ErrorCode
 from worker.errors import JobError
 
@@ -35,23 +41,50 @@ class LoadedModel:
     load_ms: float
 
 
+@dataclass(frozen=True)
+class Acquired:
+    """A pooled model on the device, and the ms this took: read from disk (load) or moved back (swap)."""
+
+    model: LoadedModel
+    load_ms: float = 0.0
+    swap_ms: float = 0.0
+
+
 @dataclass
 class ModelPool:
     catalog: Catalog
     device: str
     lora_cache_size: int = 8
+    device_memory_budget: int | None = None
     _loaded: dict[str, LoadedModel] = field(default_factory=dict)
     disk_loads: int = 0
+    residency: Residency = field(init=False)
 
-    def get(self, name: str) -> LoadedModel:
+    def __post_init__(self) -> None:
+        self.residency = Residency(self.device, self.device_memory_budget)
+
+    def acquire(self, name: str) -> Acquired:
         loaded = self._loaded.get(name)
         if loaded is None:
             loaded = self._load(name)
             self._loaded[name] = loaded
-        return loaded
+            return Acquired(loaded, load_ms=loaded.load_ms)
+        return Acquired(loaded, swap_ms=self.residency.ensure_on_device(name))
+
+    def get(self, name: str) -> LoadedModel:
+        """The model on the device, when what it cost does not matter (warm-up, tests)."""
+        return self.acquire(name).model
 
     def is_loaded(self, name: str) -> bool:
+        """Read from disk and kept, on the device or in CPU memory."""
         return name in self._loaded
+
+    def is_ready(self, name: str) -> bool:
+        """Loaded and needing no load or swap to run now (what job affinity prefers)."""
+        return name in self._loaded and self.residency.needs_no_move(name)
+
+    def stats(self, name: str) -> ModelStats:
+        return self.residency.stats[name]
 
     def _load(self, name: str) -> LoadedModel:
         import diffusers
@@ -66,11 +99,13 @@ class ModelPool:
             raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {name!r} is not in the catalog")
         family = FAMILIES[entry.family]
         pipeline_class = _pipeline_class(family.pipeline_class, diffusers)
-        started = time.perf_counter()
+        clock = Stopwatch()
         pipe = pipeline_class.from_pretrained(entry.path, dtype=getattr(torch, entry.dtype), local_files_only=True)
-        pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        load_ms = (time.perf_counter() - started) * 1000
+        apply_speed(pipe, entry.speed, self.device, name)
+        self_managed = apply_offload(pipe, entry.offload, self.device, name)
+        self.residency.add(name, pipe, self_managed)
+        load_ms = clock.ms()
         self.disk_loads += 1
         log.info("loaded model %s (%s) from %s onto %s in %.0f ms", name, family.name, entry.path, self.device, load_ms)
-        return LoadedModel(name, family, pipe, AdapterCache(pipe, name, self.lora_cache_size), load_ms)
+        return LoadedModel(name, family, pipe, AdapterCache(pipe, name, self.lora_cache_size, family), load_ms)

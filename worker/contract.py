@@ -10,7 +10,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 CONTRACT_VERSION = 1
 OPERATION_TYPE = "npc_response"
@@ -72,6 +72,16 @@ def parse_lora_ref(ref: str) -> tuple[str, float | None]:
     return match.group("name"), weight
 
 
+def _not_a_bool(value: Any) -> Any:
+    """JSON true/false would otherwise pass as 1/0 for numeric fields."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+NoBool = BeforeValidator(_not_a_bool)
+
+
 class NpcResponseParams(BaseModel):
     """Parameters of an npc_response job. Unknown extra fields are ignored (forward compatibility)."""
 
@@ -83,19 +93,19 @@ class NpcResponseParams(BaseModel):
     expression: Annotated[str, Field(max_length=200)]
     emotion: Annotated[str, Field(max_length=200)]
     animation: Annotated[str, Field(max_length=200)]
-    intensity: Annotated[float, Field(ge=0.0, le=1.0)]
+    intensity: Annotated[float, Field(ge=0.0, le=1.0), NoBool]
     art_style: ArtStyle | None = None
     loras: Annotated[list[str], Field(max_length=8)] = Field(default_factory=list)
     prompt: Annotated[str | None, Field(max_length=2000)] = None
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
     quality_preset: QualityPreset = QualityPreset.FAST
-    width: Annotated[int | None, Field(ge=16, le=2048)] = None
-    height: Annotated[int | None, Field(ge=16, le=2048)] = None
-    fps: Annotated[int | None, Field(ge=1, le=60)] = None
-    duration: Annotated[float | None, Field(gt=0.0, le=20.0)] = None
-    steps: Annotated[int | None, Field(ge=1, le=200)] = None
-    cfg: Annotated[float | None, Field(ge=0.0, le=30.0)] = None
-    seed: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None
+    width: Annotated[int, Field(ge=16, le=2048), NoBool] | None = None
+    height: Annotated[int, Field(ge=16, le=2048), NoBool] | None = None
+    fps: Annotated[int, Field(ge=1, le=60), NoBool] | None = None
+    duration: Annotated[float, Field(gt=0.0, le=20.0), NoBool] | None = None
+    steps: Annotated[int, Field(ge=1, le=200), NoBool] | None = None
+    cfg: Annotated[float, Field(ge=0.0, le=30.0), NoBool] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1), NoBool] | None = None
 
     @field_validator("loras")
     @classmethod
@@ -113,8 +123,8 @@ class JobEnvelope(BaseModel):
     job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
     operation_type: Literal["npc_response"]
     params: NpcResponseParams
-    deadline: Annotated[int | None, Field(ge=0, description="unix epoch milliseconds")] = None
-    submitted_at: Annotated[int | None, Field(ge=0, description="unix epoch milliseconds")] = None
+    deadline: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), NoBool] | None = None
+    submitted_at: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), NoBool] | None = None
 
 
 class AppliedLora(BaseModel):
@@ -123,8 +133,14 @@ class AppliedLora(BaseModel):
 
 
 class Timings(BaseModel):
+    """Milliseconds per phase. `load_ms` and `swap_ms` are parts of `prepare_ms`: reading this job's model from
+    disk, and moving it back onto the device from CPU memory (each including making room for it); 0 when the
+    model was already on the device."""
+
     queue_ms: float | None = None
     prepare_ms: float = 0.0
+    load_ms: float = 0.0
+    swap_ms: float = 0.0
     generate_ms: float = 0.0
     encode_ms: float = 0.0
     upload_ms: float = 0.0

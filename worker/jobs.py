@@ -170,7 +170,9 @@ class JobRunner:
 
     def generate(self, prepared: PreparedJob, hooks: JobHooks) -> np.ndarray:
         request = prepared.request
-        loaded = self.pool.get(request.model)
+        acquired = self.pool.acquire(request.model)
+        prepared.timings.load_ms, prepared.timings.swap_ms = acquired.load_ms, acquired.swap_ms
+        loaded = acquired.model
         loaded.adapters.activate(request.loras)
         self.check_deadline(prepared.envelope)
         prepared.timings.prepare_ms = prepared.clock.ms()

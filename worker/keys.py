@@ -9,8 +9,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def safe_segment(value: str) -> str:
     """An npc_id made safe as one path segment (no separators, no dot-only names), at most 64 chars."""
-    cleaned = _UNSAFE.sub("_", value)[:64]
-    return cleaned if cleaned.strip(".") else "_" + cleaned
+    cleaned = _UNSAFE.sub("_", value)
+    if not cleaned.strip("."):
+        cleaned = "_" + cleaned
+    return cleaned[:64]
 
 
 def video_key(npc_id: str, fingerprint: str) -> str:

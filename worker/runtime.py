@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from models.catalog import Catalog, load_catalog
 from models.embedded import ensure_embedded_catalog
 from models.pool import ModelPool
 from worker.jobs import JobRunner
+from worker.metrics import WorkerMetrics
+from worker.queue.connection import connect
+from worker.service import Worker, watch_metrics
 from worker.settings import Settings
+from worker.shutdown import ShutdownFlag
 from worker.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -21,7 +26,32 @@ def load_configured_catalog(settings: Settings) -> Catalog:
     return ensure_embedded_catalog(settings.data_dir)
 
 
+def consumer_name(settings: Settings, device: str) -> str:
+    """Stable per host and device, so a restarted worker first re-reads its own pending entries."""
+    return settings.consumer or f"{socket.gethostname()}:{device}"
+
+
+def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
+    runner = build_runner(settings)
+    client = connect(settings.redis_url, settings.block_ms)
+    service = Worker(
+        settings=settings,
+        runner=runner,
+        client=client,
+        consumer=consumer_name(settings, runner.pool.device),
+        shutdown=shutdown,
+        metrics=WorkerMetrics(),
+    )
+    watch_metrics(service)
+    return service
+
+
 def build_runner(settings: Settings) -> JobRunner:
     catalog = load_configured_catalog(settings)
-    pool = ModelPool(catalog=catalog, device=settings.resolved_device(), lora_cache_size=settings.lora_cache_size)
-    return JobRunner(settings, catalog, pool, open_storage(settings.storage_url))
+    pool = ModelPool(
+        catalog=catalog,
+        device=settings.resolved_device(),
+        lora_cache_size=settings.lora_cache_size,
+        device_memory_budget=settings.device_memory_budget,
+    )
+    return JobRunner(settings, catalog, pool, open_storage(settings))

@@ -11,6 +11,22 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+BYTE_SIZE_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?\s*$", re.IGNORECASE)
+BYTE_UNITS = {
+    "b": 1,
+    **{f"{prefix}b": 1000**power for power, prefix in enumerate("kmgt", start=1)},
+    **{f"{prefix}ib": 1024**power for power, prefix in enumerate("kmgt", start=1)},
+}
+
+
+def parse_byte_size(text: str) -> int:
+    """`"40GiB"` -> 42949672960, `"500MB"` -> 500000000, `"1024"` -> 1024 (KB/MB/GB/TB are powers of 1000)."""
+    match = BYTE_SIZE_PATTERN.match(text)
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a byte size; write a number of bytes or a number with a unit, e.g. 40GiB, 500MB, 1.5TB"
+        )
+    return int(float(match.group("number")) * BYTE_UNITS[(match.group("unit") or "B").lower()])
 
 
 class Settings(BaseSettings):
@@ -28,6 +44,28 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="decompression-bomb guard for base images")
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="largest accepted base image file")
     lora_cache_size: int = Field(default=8, ge=1, description="LoRA adapters kept loaded per model (LRU)")
+    device_memory_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="bytes of model weights kept on the device (e.g. 40GiB); beyond it the least recently used "
+        "models wait in CPU memory; unset: unlimited",
+    )
+
+    # -- object storage and remote inputs --
+    s3_endpoint_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="S3 API endpoint for MinIO, SeaweedFS, R2...; unset: AWS"
+    )
+    public_base_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="result URLs become {public_base_url}/{key}; unset: presigned"
+    )
+    presign_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600, description="lifetime of presigned GET URLs")
+    allow_private_networks: bool = Field(
+        default=False, description="let http(s) base images come from private, loopback and CGNAT addresses"
+    )
+    fetch_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated hosts http(s) base images may come from (*.domain too)"
+    )
+    fetch_timeout_s: float = Field(default=10.0, gt=0, description="whole-download limit of an http(s) base image")
 
     # -- Redis streams (the queue) --
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis:// or rediss://, may hold a password")
@@ -41,6 +79,10 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(default=100_000, ge=1, description="approximate MAXLEN of the events stream")
     events_channel: str | None = Field(default=None, description="also PUBLISH every event on this channel")
     progress_interval_ms: int = Field(default=250, ge=0, description="least time between progress events of a job")
+    affinity_lookahead: int = Field(
+        default=4, ge=1, description="pending entries of a lane considered to prefer the model on the device"
+    )
+    affinity_max_skips: int = Field(default=3, ge=0, description="times an entry may be passed over by affinity")
     http_host: str = Field(default="0.0.0.0", description="address of /healthz, /readyz, /metrics")
     http_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the HTTP server")
 
@@ -51,12 +93,27 @@ class Settings(BaseSettings):
             raise ValueError(f"device {value!r} must be auto, cpu, cuda or cuda:N")
         return value
 
+    @field_validator("device_memory_budget", mode="before")
+    @classmethod
+    def _parse_budget(cls, value: Any) -> Any:
+        return parse_byte_size(value) if isinstance(value, str) else value
+
     @field_validator("input_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part for part in value.split(os.pathsep) if part]
         return value
+
+    @field_validator("fetch_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return value.split(",") if isinstance(value, str) else value
+
+    @field_validator("fetch_allowed_hosts")
+    @classmethod
+    def _normalize_hosts(cls, hosts: list[str]) -> list[str]:
+        return [host.strip().lower() for host in hosts if host.strip()]
 
     @field_validator("input_roots")
     @classmethod

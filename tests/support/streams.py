@@ -1,0 +1,40 @@
+"""Reading back what the worker wrote to Redis: events, results, dead letters, pending entries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from worker.queue.names import GROUP, StreamNames
+
+
+def events(client: redis.Redis, names: StreamNames, job_id: str | None = None) -> list[dict[str, Any]]:
+    raw: Any = client.xrange(names.events)
+    parsed = [json.loads(fields[b"event"]) for _id, fields in raw]
+    return [event for event in parsed if job_id is None or event["job_id"] == job_id]
+
+
+def event_types(client: redis.Redis, names: StreamNames, job_id: str) -> list[str]:
+    return [event["type"] for event in events(client, names, job_id)]
+
+
+def dead_letters(client: redis.Redis, names: StreamNames) -> list[dict[str, Any]]:
+    raw: Any = client.xrange(names.dead)
+    return [{"job": fields[b"job"], "error": json.loads(fields[b"error"])} for _id, fields in raw]
+
+
+def pending_count(client: redis.Redis, names: StreamNames) -> int:
+    total = 0
+    for stream in names.lanes:
+        if client.exists(stream):
+            info: Any = client.xpending(stream, GROUP)
+            total += int(info["pending"])
+    return total
+
+
+def create_groups(client: redis.Redis, names: StreamNames) -> None:
+    """What a worker does at start, for tests that play a consumer before any worker runs."""
+    for stream in names.lanes:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)

@@ -1,0 +1,108 @@
+"""The README's main command: a whole round trip on the embedded defaults, then a clean shutdown.
+
+Starts a local redis-server if none answers at the configured URL, builds the tiny model if missing,
+runs the worker (the same Worker as `serve`, in a thread), submits an example job through the producer
+client, waits for the result and prints where the MP4 is.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from worker.client import NpcVideoClient
+from worker.contract import JobResult
+from worker.runtime import build_worker
+from worker.settings import Settings
+from worker.shutdown import ShutdownFlag
+
+log = logging.getLogger(__name__)
+DEMO_PREFIX = "npc-demo"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+@contextmanager
+def local_redis(url: str) -> Iterator[str]:
+    """The configured Redis when it answers; otherwise a throwaway redis-server on a free port."""
+    if _answers(url):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(f"no Redis answers at {url} and redis-server is not installed (run scripts/setup.sh)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="npc-demo-redis-") as directory:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        local_url = f"redis://127.0.0.1:{port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while not _answers(local_url):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the local redis-server did not start")
+                time.sleep(0.05)
+            log.info("started a local redis-server at %s", local_url)
+            yield local_url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def example_job(portrait: Path) -> dict[str, object]:
+    image = base64.b64encode(portrait.read_bytes()).decode()
+    return {
+        "job_id": f"demo-{int(time.time() * 1000)}",
+        "operation_type": "npc_response",
+        "params": {
+            "npc_id": "alice",
+            "npc_name": "Alice",
+            "npc_base_image": f"data:image/png;base64,{image}",
+            "expression": "giggling",
+            "emotion": "flustered",
+            "animation": "blush",
+            "intensity": 0.8,
+            "art_style": "anime",
+            "quality_preset": "realtime",
+        },
+    }
+
+
+def run_demo(settings: Settings, timeout_s: float = 600.0) -> JobResult:
+    with local_redis(settings.redis_url) as redis_url:
+        settings = settings.model_copy(update={"redis_url": redis_url, "http_port": 0})
+        shutdown = ShutdownFlag()
+        service = build_worker(settings, shutdown)
+        exit_codes: list[int] = []
+        thread = threading.Thread(target=lambda: exit_codes.append(service.serve()), name="worker")
+        thread.start()
+        try:
+            client = NpcVideoClient(redis_url, settings.prefix)
+            portrait = settings.data_dir.expanduser().resolve() / "npcs" / "alice.png"
+            job_id = client.submit(example_job(portrait), lane="high")
+            log.info("submitted job %s; waiting for the worker", job_id)
+            return client.wait(job_id, timeout_s=timeout_s)
+        finally:
+            shutdown.request()
+            thread.join()
+            log.info("worker stopped (exit %s)", exit_codes[0] if exit_codes else "?")

@@ -39,8 +39,13 @@ def _check_lora_refs(refs: list[str]) -> list[str]:
 
 
 class PresetOverride(_Strict):
-    """Any preset value a model may override for one preset, plus LoRAs it adds (e.g. a distill LoRA)."""
+    """Any preset value a model may override for one preset, plus LoRAs it adds (e.g. a distill LoRA).
 
+    `model` hands the preset to another catalog model (e.g. LTX for realtime); that model's own override
+    for the preset then applies.
+    """
+
+    model: str | None = None
     width: Annotated[int | None, Field(ge=16, le=2048)] = None
     height: Annotated[int | None, Field(ge=16, le=2048)] = None
     fps: Annotated[int | None, Field(ge=1, le=120)] = None
@@ -86,10 +91,17 @@ class LoraEntry(_Strict):
         return path
 
 
+class StylePreset(_Strict):
+    """Per-preset choice of a style: `[styles.anime.presets.realtime] model = "ltx"`."""
+
+    model: str
+
+
 class StyleEntry(_Strict):
     model: str | None = None
     loras: list[str] = Field(default_factory=list)
     prompt_suffix: str | None = None
+    presets: dict[QualityPreset, StylePreset] = Field(default_factory=dict)
 
     _refs = field_validator("loras")(_check_lora_refs)
 
@@ -146,9 +158,22 @@ def _check_references(catalog: Catalog, path: Path) -> None:
         if style.model is not None and style.model not in catalog.models:
             raise _error(path, f"{key}.model", f"names model {style.model!r} which is not in [models]")
         lora_lists.append((f"{key}.loras", style.loras))
+        for preset, choice in style.presets.items():
+            if choice.model not in catalog.models:
+                raise _error(
+                    path,
+                    f"{key}.presets.{preset.value}.model",
+                    f"names model {choice.model!r} which is not in [models]",
+                )
     for name, model in catalog.models.items():
         for preset, override in model.presets.items():
-            lora_lists.append((f"models.{name}.presets.{preset.value}.loras", override.loras))
+            key = f"models.{name}.presets.{preset.value}"
+            lora_lists.append((f"{key}.loras", override.loras))
+            target = override.model
+            if target is not None and target not in catalog.models:
+                raise _error(path, f"{key}.model", f"names model {target!r} which is not in [models]")
+            if target is not None and catalog.models[target].presets.get(preset, PresetOverride()).model:
+                raise _error(path, f"{key}.model", f"hands {preset.value} to {target!r}, which hands it on again")
     for key, refs in lora_lists:
         for ref in refs:
             lora_name, _ = parse_lora_ref(ref)

@@ -76,8 +76,16 @@ def _style(params: NpcResponseParams, catalog: Catalog) -> StyleEntry | None:
 
 
 def choose_model(params: NpcResponseParams, catalog: Catalog) -> str:
+    """The style's per-preset model, else the style's model, else the default; then the chosen model's
+    per-preset hand-over (`[models.X.presets.realtime] model = "..."`), one step at most."""
     style = _style(params, catalog)
-    return style.model if style and style.model else catalog.defaults.model
+    preset = params.quality_preset
+    if style and preset in style.presets:
+        return style.presets[preset].model
+    name = style.model if style and style.model else catalog.defaults.model
+    entry = catalog.models.get(name)
+    handed_to = entry.presets[preset].model if entry and preset in entry.presets else None
+    return handed_to or name
 
 
 def _loras(

@@ -20,20 +20,23 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+pip_install() {  # pip's output goes to a log, shown only when the install fails
+    "${PIP[@]}" install "$@" >.venv/pip-install.log 2>&1 || { cat .venv/pip-install.log >&2; exit 1; }
+}
 
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
         echo "setup: GPU found: installing the default (CUDA) torch build" >&2
-        "${PIP[@]}" install torch
+        pip_install torch
     else
         echo "setup: no GPU: installing $CPU_TORCH (CPU build)" >&2
-        "${PIP[@]}" install "$CPU_TORCH"
+        pip_install "$CPU_TORCH"
     fi
 fi
 
 stamp=.venv/.npc-worker-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing npc-video-worker with dev extras" >&2
-    "${PIP[@]}" install -e ".[dev]"
+    pip_install -e ".[dev]"
     touch "$stamp"
 fi

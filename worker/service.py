@@ -48,40 +48,69 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 HEALTHY_HEARTBEAT_S = 120.0
+REDIS_RETRY_AFTER_S = 2.0
 
 
 class RedisJobHooks:
-    """Per-job hooks: processing/progress events, cancellation and shutdown checks at every step."""
+    """Per-job hooks: processing/progress events, cancellation and shutdown checks at every step.
+
+    A Redis outage during generation does not fail the job: these intermediate events and checks are
+    skipped with a warning, and the final result waits for Redis to return (see Worker._transaction).
+    """
 
     def __init__(self, service: Worker, entry: Entry, job_id: str) -> None:
         self.service = service
         self.entry = entry
         self.job_id = job_id
         self.throttle = ProgressThrottle(service.settings.progress_interval_ms)
+        self._redis_down_until = 0.0
 
     def processing(self, model: str, preset: QualityPreset) -> None:
         events = self.service.events
-        events.emit(
-            events.stamp(JobProcessingEvent, job_id=self.job_id, attempt=self.entry.attempt, model=model, preset=preset)
+        self._best_effort(
+            lambda: events.emit(
+                events.stamp(
+                    JobProcessingEvent, job_id=self.job_id, attempt=self.entry.attempt, model=model, preset=preset
+                )
+            )
         )
 
     def progress(self, step: int, total_steps: int) -> None:
         self.service.beat()
         if self.throttle.due(step, total_steps):
             events = self.service.events
-            events.emit(
-                events.stamp(
-                    JobProgressEvent,
-                    job_id=self.job_id,
-                    step=step,
-                    total_steps=total_steps,
-                    progress=round(step / total_steps, 4),
+            self._best_effort(
+                lambda: events.emit(
+                    events.stamp(
+                        JobProgressEvent,
+                        job_id=self.job_id,
+                        step=step,
+                        total_steps=total_steps,
+                        progress=round(step / total_steps, 4),
+                    )
                 )
             )
 
     def cancel_requested(self) -> bool:
         self.service.shutdown.check_immediate()
-        return bool(self.service.client.exists(self.service.names.cancel(self.job_id)))
+        cancel_key = self.service.names.cancel(self.job_id)
+        return bool(self._best_effort(lambda: self.service.client.exists(cancel_key)))
+
+    def _best_effort(self, call: Callable[[], object]) -> object:
+        """Run a Redis call; after a failure, skip them for a while so an outage cannot stall every step."""
+        if time.monotonic() < self._redis_down_until:
+            return None
+        try:
+            return call()
+        except REDIS_ERRORS as exc:
+            self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            log.warning(
+                "job %s: redis unavailable mid-job (%s); events and cancel checks paused for %.0f s",
+                self.job_id,
+                exc,
+                REDIS_RETRY_AFTER_S,
+            )
+            return None
 
 
 class Worker:

@@ -319,3 +319,40 @@ def test_fingerprint_is_stable_and_depends_on_what_changes_the_video(catalog):
     }
     assert base.fingerprint("m", "img") not in others
     assert len(others) == 5
+
+
+# -- per-preset model choice ------------------------------------------------------------------------------
+
+
+def test_style_per_preset_model_beats_the_style_model(tmp_path):
+    catalog = make_catalog(
+        tmp_path,
+        extra='[styles.anime]\nmodel = "wan-a"\n[styles.anime.presets.realtime]\nmodel = "wan-b"\n',
+    )
+    assert resolve(job(art_style="anime", quality_preset="realtime"), catalog, SQUARE).model == "wan-b"
+    assert resolve(job(art_style="anime", quality_preset="fast"), catalog, SQUARE).model == "wan-a"
+
+
+def test_model_per_preset_hand_over_applies_the_target_models_override(tmp_path):
+    catalog = make_catalog(
+        tmp_path,
+        extra='[models.wan-a.presets.realtime]\nmodel = "wan-b"\n[models.wan-b.presets.realtime]\nsteps = 3\n',
+    )
+    realtime = resolve(job(quality_preset="realtime"), catalog, SQUARE)
+    assert (realtime.model, realtime.steps) == ("wan-b", 3)
+    assert resolve(job(quality_preset="quality"), catalog, SQUARE).model == "wan-a"
+
+
+def test_per_preset_model_naming_an_unknown_model_is_refused(tmp_path):
+    from models.catalog import CatalogError
+
+    with pytest.raises(CatalogError, match=r"styles\.anime\.presets\.fast\.model.*'nope'"):
+        make_catalog(tmp_path, extra='[styles.anime.presets.fast]\nmodel = "nope"\n')
+
+
+def test_chained_hand_over_is_refused(tmp_path):
+    from models.catalog import CatalogError
+
+    chain = '[models.wan-a.presets.fast]\nmodel = "wan-b"\n[models.wan-b.presets.fast]\nmodel = "wan-a"\n'
+    with pytest.raises(CatalogError, match="hands it on again"):
+        make_catalog(tmp_path, extra=chain)

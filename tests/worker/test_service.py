@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -235,3 +236,16 @@ def test_graceful_stop_finishes_the_current_job(start_worker, producer, redis_cl
     assert worker.stop() == 0
     assert producer.result("drain").status == JobStatus.COMPLETED
     assert pending_count(redis_client, names) == 0
+
+
+def test_redis_outage_during_generation_does_not_fail_the_job(start_worker, producer, redis_server, names):
+    start_worker()
+    producer.submit(envelope("through-outage", steps=150, width=64, height=64, duration=2.0))
+    client = producer.redis
+    wait_until(lambda: "job:progress" in event_types(client, names, "through-outage"), what="generation started")
+    redis_server.stop()
+    time.sleep(1.0)
+    redis_server.start()
+    result = producer.wait("through-outage", timeout_s=120)
+    assert result.status == JobStatus.COMPLETED, result.error_message
+    assert event_types(client, names, "through-outage")[-1] == "job:completed"

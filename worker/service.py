@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import redis
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from pipelines.request import choose_model
 from worker.contract import (
@@ -36,7 +36,7 @@ from worker.contract import (
 )
 from worker.errors import DeadlineExceeded, JobCancelled, JobError
 from worker.failures import as_job_error, failure_result
-from worker.jobs import JobRunner, PreparedJob, job_id_of, parse_envelope, request_summary
+from worker.jobs import UNKNOWN_JOB_ID, JobRunner, PreparedJob, job_id_of, parse_envelope, request_summary
 from worker.metrics import WorkerMetrics
 from worker.queue.events import EventWriter, ProgressThrottle
 from worker.queue.names import LANES_BY_PRIORITY, StreamNames
@@ -203,6 +203,8 @@ class Worker:
         handed_off = False
         try:
             handed_off = self._run(entry)
+        except Exception:  # a bug in the bookkeeping must not stop the worker; the entry stays pending
+            log.exception("entry %s of %s could not be handled; it stays pending", entry.entry_id, entry.stream)
         finally:
             if not handed_off:
                 self._release(entry)
@@ -214,9 +216,9 @@ class Worker:
 
     def _run(self, entry: Entry) -> bool:
         """Generate on this thread; returns True when the finisher thread took over the entry."""
-        job_id = job_id_of(entry.payload) if entry.payload is not None else "unknown"
-        if job_id == "unknown":
-            job_id = f"unknown:{entry.entry_id}"
+        job_id = job_id_of(entry.payload)
+        if job_id == UNKNOWN_JOB_ID:
+            job_id = f"{UNKNOWN_JOB_ID}:{entry.entry_id}"
         try:
             if entry.payload is None:
                 raise JobError(ErrorCode.INVALID_PARAMS, "stream entry has no field 'job'")
@@ -231,7 +233,7 @@ class Worker:
                 ErrorCode.INTERNAL_ERROR,
                 f"gave up after {entry.attempt - 1} deliveries (a worker may have died on this job)",
             )
-            self._fail(entry, job_id, gave_up, None, final=True)
+            self._fail(entry, job_id, gave_up, None)
             return False
         hooks = RedisJobHooks(self, entry, job_id)
         prepared: PreparedJob | None = None
@@ -256,6 +258,8 @@ class Worker:
                 )
                 return
             self._complete(entry, result)
+        except Exception:  # as in _handle: log, keep the worker up, leave the entry pending
+            log.exception("finishing job %s failed; its entry stays pending", prepared.job_id)
         finally:
             self._release(entry)
 
@@ -272,7 +276,11 @@ class Worker:
         stored = self._with_reconnect(lambda: self.client.get(self.names.result(job_id)))
         if stored is None:
             return False
-        result = JobResult.model_validate_json(stored)
+        try:
+            result = JobResult.model_validate_json(stored)
+        except ValidationError:
+            log.warning("stored result of job %s is not a valid result; running the job again", job_id)
+            return False
         if result.status != JobStatus.COMPLETED:
             return False
         log.info("job %s already completed: re-emitting its result, no second generation", job_id)
@@ -294,9 +302,8 @@ class Worker:
             "job %s completed in %.0f ms (cache hit: %s)", result.job_id, result.timings.total_ms, result.cache_hit
         )
 
-    def _fail(self, entry: Entry, job_id: str, error: JobError, partial: JobResult | None, final: bool = False) -> None:
-        will_retry = not final and self._should_retry(entry, error)
-        if will_retry:
+    def _fail(self, entry: Entry, job_id: str, error: JobError, partial: JobResult | None) -> None:
+        if self._should_retry(entry, error):
             delay_s = self.settings.retry_backoff_ms / 1000 * 2 ** (entry.attempt - 1)
             self.events.emit(self._failed_event(job_id, error, entry, retryable=True))
             self.stream.retry_later(entry, delay_s)
@@ -306,7 +313,7 @@ class Worker:
         result = failure_result(job_id, error, partial)
 
         def write(pipe: Any) -> None:
-            if not job_id.startswith("unknown:"):
+            if not job_id.startswith(f"{UNKNOWN_JOB_ID}:"):
                 pipe.set(self.names.result(job_id), result.model_dump_json(), ex=self.settings.result_ttl_s)
             if isinstance(error, JobCancelled):
                 self.events.add(pipe, self.events.stamp(JobCancelledEvent, job_id=job_id))

@@ -249,3 +249,16 @@ def test_redis_outage_during_generation_does_not_fail_the_job(start_worker, prod
     result = producer.wait("through-outage", timeout_s=120)
     assert result.status == JobStatus.COMPLETED, result.error_message
     assert event_types(client, names, "through-outage")[-1] == "job:completed"
+
+
+def test_a_corrupt_stored_result_does_not_stop_the_worker(start_worker, producer, redis_client, names):
+    redis_client.set(names.result("corrupt"), "not a result")
+    worker = start_worker()
+    producer.submit(envelope("corrupt"))
+    wait_until(
+        lambda: (stored := producer.redis.get(names.result("corrupt"))) and stored != b"not a result",
+        timeout_s=60,
+        what="result replaced",
+    )
+    assert producer.result("corrupt").status == JobStatus.COMPLETED
+    assert worker.thread.is_alive()

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from worker.contract import JobResult, JobStatus
 
 PHASES = ("queue", "prepare", "generate", "encode", "upload", "total")
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600)
+
+
+class _ResidencyCollector(Collector):
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        families = {
+            field: CounterMetricFamily(f"npc_model_{field}", help_text, labels=["model"])
+            for field, help_text in (
+                ("disk_loads", "models read from disk"),
+                ("swaps", "models moved back onto the device from CPU memory"),
+                ("offloads", "models moved to CPU memory to make room"),
+            )
+        }
+        for model, counts in self.stats().items():
+            for field, family in families.items():
+                family.add_metric([model], getattr(counts, field))
+        yield from families.values()
 
 
 class WorkerMetrics:
@@ -46,6 +68,10 @@ class WorkerMetrics:
 
     def watch_queue(self, lane: str, depth: Callable[[], float]) -> None:
         self.queue_depth.labels(lane=lane).set_function(depth)
+
+    def watch_residency(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Per-model disk loads, swaps back onto the device and offloads to CPU memory (models.residency)."""
+        self.registry.register(_ResidencyCollector(stats))
 
     def watch_device_memory(self, allocated: Callable[[], float], reserved: Callable[[], float]) -> None:
         self.device_memory.labels(kind="allocated").set_function(allocated)

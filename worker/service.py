@@ -416,6 +416,7 @@ def error_json(error: JobError, job_id: str, attempt: int) -> str:
 def watch_metrics(service: Worker) -> None:
     for lane in LANES_BY_PRIORITY:
         service.metrics.watch_queue(lane.value, _depth_reader(service, service.names.lane(lane)))
+    service.metrics.watch_residency(lambda: dict(service.runner.pool.residency.stats))
     service.metrics.watch_device_memory(
         lambda: float(torch.cuda.memory_allocated()) if torch.cuda.is_available() else 0.0,
         lambda: float(torch.cuda.memory_reserved()) if torch.cuda.is_available() else 0.0,

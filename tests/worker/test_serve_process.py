@@ -121,6 +121,7 @@ def test_health_readiness_and_metrics_endpoints(spawn, producer, redis_server):
     assert 'npc_job_phase_seconds_count{phase="generate",preset="realtime"} 1.0' in text
     assert 'npc_queue_depth{lane="normal"} 0.0' in text
     assert "npc_jobs_in_flight 0.0" in text and "npc_device_memory_bytes" in text
+    assert 'npc_model_disk_loads_total{model="tiny-wan"} 1.0' in text
     redis_server.stop()
     assert worker.get("/readyz")[0] == 503
     assert worker.get("/healthz")[0] == 200  # alive: it waits for Redis to come back

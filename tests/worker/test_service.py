@@ -262,3 +262,29 @@ def test_a_corrupt_stored_result_does_not_stop_the_worker(start_worker, producer
     )
     assert producer.result("corrupt").status == JobStatus.COMPLETED
     assert worker.thread.is_alive()
+
+
+def test_affinity_runs_jobs_for_the_model_on_the_device_first(
+    start_worker, producer, redis_client, names, catalog_path, tmp_path
+):
+    from models.residency import weight_bytes
+    from models.tiny import build_wan_i2v
+
+    other = tmp_path / "other-model"
+    build_wan_i2v(other, seed=1)
+    catalog_path.write_text(
+        catalog_path.read_text()
+        + f'\n[models.other]\nfamily = "wan-i2v"\npath = "{other}"\ndtype = "float32"\n'
+        + '[styles.anime]\nmodel = "other"\n'
+    )
+    from diffusers import WanImageToVideoPipeline
+
+    budget = int(weight_bytes(WanImageToVideoPipeline.from_pretrained(str(other))) * 1.5)
+    for job_id, style in (("a-tiny", None), ("b-other", "anime"), ("c-tiny", None), ("d-other", "anime")):
+        producer.submit(envelope(job_id, art_style=style, width=32, height=32, seed=len(job_id)))
+    worker = start_worker(device_memory_budget=budget, affinity_lookahead=4, affinity_max_skips=3)
+    for job_id in ("a-tiny", "b-other", "c-tiny", "d-other"):
+        assert producer.wait(job_id, timeout_s=120).status == JobStatus.COMPLETED
+    order = [e["job_id"] for e in events(redis_client, names) if e["type"] == "job:processing"]
+    assert order == ["a-tiny", "c-tiny", "b-other", "d-other"]
+    assert worker.service.runner.pool.stats("tiny-wan").offloads == 1  # one swap instead of three

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ T = TypeVar("T")
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 HEALTHY_HEARTBEAT_S = 120.0
 REDIS_RETRY_AFTER_S = 2.0
+ENTRY_MODEL_MEMORY = 256
 
 
 class RedisJobHooks:
@@ -149,6 +151,7 @@ class Worker:
         self._lock = threading.Lock()
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
         self._finishing: Future[None] | None = None
+        self._entry_models: OrderedDict[str, str | None] = OrderedDict()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def serve(self) -> int:
@@ -181,13 +184,22 @@ class Worker:
         self.ready = True
         log.info("worker %s ready on %s", self.consumer, ", ".join(self.names.lanes))
 
-    def _uses_model_on_device(self, payload: bytes | None) -> bool:
+    def _uses_model_on_device(self, entry_id: str, payload: bytes | None) -> bool:
         """Affinity: does this job run on a model that needs no load or swap now?"""
-        try:
-            envelope = parse_envelope(payload)
-        except JobError:
-            return False
-        return self.runner.pool.is_ready(choose_model(envelope.params, self.runner.catalog))
+        model = self._model_of(entry_id, payload)
+        return model is not None and self.runner.pool.is_ready(model)
+
+    def _model_of(self, entry_id: str, payload: bytes | None) -> str | None:
+        """The model a pending entry will run on, remembered by entry id: held entries are looked at on
+        every pick, and their payloads (base images included) can be megabytes of JSON."""
+        if entry_id not in self._entry_models:
+            try:
+                self._entry_models[entry_id] = choose_model(parse_envelope(payload).params, self.runner.catalog)
+            except JobError:
+                self._entry_models[entry_id] = None
+            while len(self._entry_models) > ENTRY_MODEL_MEMORY:
+                self._entry_models.popitem(last=False)
+        return self._entry_models[entry_id]
 
     def beat(self) -> None:
         self._heartbeat = time.monotonic()

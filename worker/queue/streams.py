@@ -58,7 +58,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-Prefer = Callable[[bytes | None], bool]
+Prefer = Callable[[str, bytes | None], bool]  # (entry id, job payload) -> run this one first?
 
 
 class JobStream:
@@ -204,7 +204,12 @@ class JobStream:
             chosen = next((held for held in due if held.skips >= self.max_skips), None)
             if chosen is None and self.prefer is not None and len(due) > 1:
                 chosen = next(
-                    (held for held in due if held.fields is not None and self.prefer(held.fields.get(b"job"))), None
+                    (
+                        held
+                        for held in due
+                        if held.fields is not None and self.prefer(held.entry_id, held.fields.get(b"job"))
+                    ),
+                    None,
                 )
             chosen = chosen or due[0]
             for held in due[: due.index(chosen)]:

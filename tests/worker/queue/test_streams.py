@@ -31,7 +31,9 @@ def test_affinity_prefers_resident_model_but_bounds_the_wait(redis_client, names
     create_groups(redis_client, names)
     for job_id in ("slow1", "fast1", "slow2", "fast2", "slow3"):
         _submit(redis_client, names, "normal", job_id)
-    stream = _stream(redis_client, names, prefer=lambda payload: b"fast" in payload, lookahead=4, max_skips=1)
+    stream = _stream(
+        redis_client, names, prefer=lambda _entry_id, payload: b"fast" in payload, lookahead=4, max_skips=1
+    )
     assert _drain(stream) == ["fast1", "slow1", "fast2", "slow2", "slow3"]
 
 
@@ -43,7 +45,7 @@ def test_without_affinity_entries_run_in_stream_order(redis_client, names):
 
 
 def test_high_lane_entries_overtake_held_lower_lane_entries(redis_client, names):
-    stream = _stream(redis_client, names, prefer=lambda payload: False, lookahead=3)
+    stream = _stream(redis_client, names, prefer=lambda _entry_id, _payload: False, lookahead=3)
     for job_id in ("n1", "n2", "n3"):
         _submit(redis_client, names, "normal", job_id)
     first = stream.next_entry()

@@ -57,7 +57,6 @@ class ModelPool:
     lora_cache_size: int = 8
     device_memory_budget: int | None = None
     _loaded: dict[str, LoadedModel] = field(default_factory=dict)
-    disk_loads: int = 0
     residency: Residency = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +82,11 @@ class ModelPool:
         """Loaded and needing no load or swap to run now (what job affinity prefers)."""
         return name in self._loaded and self.residency.needs_no_move(name)
 
+    @property
+    def disk_loads(self) -> int:
+        """Models read from disk by this pool, all models together."""
+        return sum(stats.disk_loads for stats in self.residency.stats.values())
+
     def stats(self, name: str) -> ModelStats:
         return self.residency.stats[name]
 
@@ -106,6 +110,5 @@ class ModelPool:
         self_managed = apply_offload(pipe, entry.offload, self.device, name)
         self.residency.add(name, pipe, self_managed)
         load_ms = clock.ms()
-        self.disk_loads += 1
         log.info("loaded model %s (%s) from %s onto %s in %.0f ms", name, family.name, entry.path, self.device, load_ms)
         return LoadedModel(name, family, pipe, AdapterCache(pipe, name, self.lora_cache_size, family), load_ms)

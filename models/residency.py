@@ -98,13 +98,12 @@ class Residency:
         """On the device, or managing its own placement (offload modes): running it now moves nothing."""
         return name in self._on_device or name not in self._movable
 
-    def add(self, name: str, pipe: Any, self_managed: bool) -> float:
-        """Track a pipeline just read from disk (in CPU memory) and place it; returns the ms spent placing it."""
+    def add(self, name: str, pipe: Any, self_managed: bool) -> None:
+        """Track a pipeline just read from disk (in CPU memory) and place it (the load's time includes this)."""
         self.stats[name] = ModelStats(disk_loads=1, weight_bytes=weight_bytes(pipe))
-        if self_managed:
-            return 0.0
-        self._movable[name] = pipe
-        return self._place(name)
+        if not self_managed:
+            self._movable[name] = pipe
+            self._place(name)
 
     def ensure_on_device(self, name: str) -> float:
         """0.0 when the model is there already (it becomes the most recently used), else the ms of the swap."""
@@ -130,7 +129,7 @@ class Residency:
     def _make_room(self, name: str, size: int) -> None:
         if self.budget is None:
             return
-        sizes = {resident: weight_bytes(self._movable[resident]) for resident in self._on_device}
+        sizes = {resident: self.stats[resident].weight_bytes for resident in self._on_device}  # as last placed
         used = sum(sizes.values())
         for resident in list(self._on_device):
             if used + size <= self.budget:

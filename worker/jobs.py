@@ -83,13 +83,20 @@ class PreparedJob:
         return self.envelope.job_id
 
 
+def decode_json(payload: Any) -> Any:
+    """JSON text (str or bytes) to an object; anything else passes through. Decode once: payloads carrying
+    base images as data: URIs can be megabytes."""
+    if not isinstance(payload, (str, bytes)):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError as exc:
+        raise JobError(ErrorCode.INVALID_PARAMS, f"job is not valid JSON: {exc}") from exc
+
+
 def parse_envelope(payload: Any) -> JobEnvelope:
-    """Validate a raw envelope (JSON text or object) with messages that name the offending field."""
-    if isinstance(payload, (str, bytes)):
-        try:
-            payload = json.loads(payload)
-        except ValueError as exc:
-            raise JobError(ErrorCode.INVALID_PARAMS, f"job is not valid JSON: {exc}") from exc
+    """Validate a raw envelope (JSON text or decoded object) with messages that name the offending field."""
+    payload = decode_json(payload)
     if not isinstance(payload, dict):
         raise JobError(ErrorCode.INVALID_PARAMS, f"job must be a JSON object, got {type(payload).__name__}")
     if payload.get("operation_type") != OPERATION_TYPE:
@@ -101,15 +108,6 @@ def parse_envelope(payload: Any) -> JobEnvelope:
         return JobEnvelope.model_validate(payload)
     except ValidationError as exc:
         raise JobError(ErrorCode.INVALID_PARAMS, describe_validation_error(exc)) from exc
-
-
-def job_id_of(payload: Any) -> str:
-    if isinstance(payload, (str, bytes)):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            return UNKNOWN_JOB_ID
-    return peek_job_id(payload) or UNKNOWN_JOB_ID
 
 
 def request_summary(job_id: str, request: ResolvedRequest) -> JobResult:
@@ -220,10 +218,12 @@ class JobRunner:
     # -- in-process: all phases, failures converted here -------------------------------------------------
     def run(self, payload: Any, hooks: JobHooks | None = None) -> JobResult:
         hooks = hooks or SilentHooks()
-        job_id = job_id_of(payload)
+        job_id = UNKNOWN_JOB_ID
         prepared: PreparedJob | None = None
         try:
-            envelope = parse_envelope(payload)
+            document = decode_json(payload)
+            job_id = peek_job_id(document) or job_id
+            envelope = parse_envelope(document)
             prepared = self.prepare(envelope, hooks)
             frames = None if self.is_cached(prepared) else self.generate(prepared, hooks)
             return self.finish(prepared, frames)

@@ -34,10 +34,11 @@ from worker.contract import (
     JobResult,
     JobStatus,
     QualityPreset,
+    peek_job_id,
 )
 from worker.errors import DeadlineExceeded, JobCancelled, JobError
 from worker.failures import as_job_error, failure_result
-from worker.jobs import UNKNOWN_JOB_ID, JobRunner, PreparedJob, job_id_of, parse_envelope, request_summary
+from worker.jobs import UNKNOWN_JOB_ID, JobRunner, PreparedJob, decode_json, parse_envelope, request_summary
 from worker.metrics import WorkerMetrics
 from worker.queue.events import EventWriter, ProgressThrottle
 from worker.queue.names import LANES_BY_PRIORITY, StreamNames
@@ -228,13 +229,13 @@ class Worker:
 
     def _run(self, entry: Entry) -> bool:
         """Generate on this thread; returns True when the finisher thread took over the entry."""
-        job_id = job_id_of(entry.payload)
-        if job_id == UNKNOWN_JOB_ID:
-            job_id = f"{UNKNOWN_JOB_ID}:{entry.entry_id}"
+        job_id = f"{UNKNOWN_JOB_ID}:{entry.entry_id}"
         try:
             if entry.payload is None:
                 raise JobError(ErrorCode.INVALID_PARAMS, "stream entry has no field 'job'")
-            envelope = parse_envelope(entry.payload)
+            document = decode_json(entry.payload)
+            job_id = peek_job_id(document) or job_id
+            envelope = parse_envelope(document)
         except JobError as invalid:
             self._fail(entry, job_id, invalid, None)
             return False

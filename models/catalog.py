@@ -10,11 +10,11 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
+from npc_video_client.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.speed import SpeedSettings
 from pipelines.families import FAMILIES
-from worker.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
 
 Dtype = Literal["float32", "float16", "bfloat16"]
 # "model": whole components move to the device when they run; "group": layer by layer (least memory).

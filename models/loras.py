@@ -13,10 +13,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
+
 from pipelines.family import Family
 from pipelines.request import LoraChoice
-from worker.contract import ErrorCode
-from worker.errors import JobError
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from npc_video_client.clock import Stopwatch
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
+
 from models.catalog import Catalog
 from models.loras import AdapterCache
 from models.residency import ModelStats, Residency, apply_offload
 from models.speed import apply_speed
 from pipelines.families import FAMILIES
 from pipelines.family import Family
-from worker.clock import Stopwatch
-from worker.contract import ErrorCode
-from worker.errors import JobError
 
 log = logging.getLogger(__name__)
 

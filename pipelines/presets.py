@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.contract import QualityPreset
+from npc_video_client.contract import QualityPreset
 
 DEFAULT_PRESET = QualityPreset.FAST
 DEFAULT_DURATION_SEC = 3.0

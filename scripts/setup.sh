@@ -35,8 +35,8 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
 fi
 
 stamp=.venv/.npc-worker-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing npc-video-worker with dev extras" >&2
-    pip_install -e ".[dev]"
+    pip_install -e clients/python -e ".[dev]"
     touch "$stamp"
 fi

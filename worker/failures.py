@@ -6,9 +6,8 @@ import gc
 import logging
 
 import torch
-
-from worker.contract import ErrorCode, JobResult, JobStatus
-from worker.errors import DeadlineExceeded, JobCancelled, JobError
+from npc_video_client.contract import ErrorCode, JobResult, JobStatus
+from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
 
 log = logging.getLogger(__name__)
 

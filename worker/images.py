@@ -17,10 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from worker.contract import ErrorCode
-from worker.errors import JobError
 from worker.fetch import REMOTE_SCHEMES, fetch_remote
 from worker.settings import Settings
 

@@ -15,14 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import ValidationError
-
-from models.catalog import Catalog
-from models.pool import ModelPool
-from pipelines.request import ResolvedRequest, resolve
-from pipelines.runner import run_pipeline
-from worker.clock import Stopwatch, now_ms
-from worker.contract import (
+from npc_video_client.clock import Stopwatch, now_ms
+from npc_video_client.contract import (
     OPERATION_TYPE,
     AppliedLora,
     ErrorCode,
@@ -34,8 +28,15 @@ from worker.contract import (
     describe_validation_error,
     peek_job_id,
 )
+from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
+from pydantic import ValidationError
+
+from models.catalog import Catalog
+from models.pool import ModelPool
+from models.resolution import resolve
+from pipelines.request import ResolvedRequest
+from pipelines.runner import run_pipeline
 from worker.encode import MP4_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, encode_mp4, write_thumbnail
-from worker.errors import DeadlineExceeded, JobCancelled, JobError
 from worker.failures import as_job_error, failure_result
 from worker.images import fit_image, load_base_image
 from worker.keys import thumbnail_key, video_key

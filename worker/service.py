@@ -20,10 +20,7 @@ from typing import Any, TypeVar
 
 import redis
 import torch
-from pydantic import BaseModel, ValidationError
-
-from pipelines.request import choose_model
-from worker.contract import (
+from npc_video_client.contract import (
     ErrorCode,
     JobCancelledEvent,
     JobCompletedEvent,
@@ -36,12 +33,15 @@ from worker.contract import (
     QualityPreset,
     peek_job_id,
 )
-from worker.errors import DeadlineExceeded, JobCancelled, JobError
+from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
+from npc_video_client.names import LANES_BY_PRIORITY, StreamNames
+from pydantic import BaseModel, ValidationError
+
+from models.resolution import choose_model
 from worker.failures import as_job_error, failure_result
 from worker.jobs import UNKNOWN_JOB_ID, JobRunner, PreparedJob, decode_json, parse_envelope, request_summary
 from worker.metrics import WorkerMetrics
 from worker.queue.events import EventWriter, ProgressThrottle
-from worker.queue.names import LANES_BY_PRIORITY, StreamNames
 from worker.queue.streams import Entry, JobStream
 from worker.settings import Settings
 from worker.shutdown import ImmediateShutdown, ShutdownFlag

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from npc_video_client.contract import QualityPreset
 
 from models.catalog import CatalogError, load_catalog
 from pipelines.families import FAMILIES
-from worker.contract import QualityPreset
 
 BASE = """
 [defaults]

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from npc_video_client.contract import JobResult, JobStatus
 from pydantic import ValidationError
 
 from models.catalog import CatalogError, load_catalog
 from models.residency import weight_bytes
 from models.tiny import build_wan_i2v
 from tests.support.jobs import envelope
-from worker.contract import JobResult, JobStatus
 from worker.jobs import JobRunner
 from worker.settings import Settings
 

@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 import redis
-
-from worker.queue.names import GROUP, StreamNames
+from npc_video_client.names import GROUP, StreamNames
 
 
 def events(client: redis.Redis, names: StreamNames, job_id: str | None = None) -> list[dict[str, Any]]:

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import redis
+from npc_video_client.client import NpcVideoClient
+from npc_video_client.names import StreamNames
 
 from tests.support.redis_server import RedisServer
-from worker.client import NpcVideoClient
 from worker.metrics import WorkerMetrics
 from worker.queue.connection import connect
-from worker.queue.names import StreamNames
 from worker.runtime import build_runner
 from worker.service import Worker
 from worker.settings import Settings

@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from npc_video_client.client import JobRejected, NpcVideoClient
+from npc_video_client.contract import JobStatus
 
 from tests.support.jobs import envelope
 from tests.support.redis_server import free_port
 from tests.support.video import decode_mp4, path_of
-from worker.client import JobRejected, NpcVideoClient
-from worker.contract import JobStatus
 
 
 def test_invalid_envelope_is_rejected_before_anything_is_enqueued(producer, redis_client, names):
@@ -104,7 +104,9 @@ def test_demo_starts_its_own_redis_and_prints_a_finished_mp4(tmp_path):
 
 
 def test_client_imports_without_torch():
-    code = "import sys, worker.client, worker.contract; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = (
+        "import sys, npc_video_client.client, npc_video_client.contract; sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 
 

@@ -10,11 +10,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 from PIL import Image
 
 from tests.support.jobs import data_uri, png_bytes
-from worker.contract import ErrorCode
-from worker.errors import JobError
 from worker.images import decode_image, fit_image, load_base_image, read_image_source
 from worker.settings import Settings
 

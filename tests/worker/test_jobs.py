@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from npc_video_client.contract import ErrorCode, JobStatus
 
 from pipelines import families
 from pipelines.wan_i2v import WAN_I2V
 from tests.support.failing_pipelines import OutOfMemoryWanPipeline
 from tests.support.jobs import data_uri, envelope, png_bytes
 from tests.support.video import decode_mp4, path_of
-from worker.contract import ErrorCode, JobStatus
 
 
 def test_generates_a_playable_mp4_matching_the_result(runner):

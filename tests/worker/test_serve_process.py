@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from npc_video_client.contract import JobStatus
 
 from tests.support.jobs import envelope
 from tests.support.streams import events, pending_count
 from tests.support.waiting import wait_until
 from tests.support.worker_process import WorkerProcess
-from worker.contract import JobStatus
 
 
 @pytest.fixture

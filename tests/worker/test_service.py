@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 
 import pytest
+from npc_video_client.contract import ErrorCode, JobStatus
+from npc_video_client.names import GROUP
 
 from pipelines import families
 from pipelines.wan_i2v import WAN_I2V
@@ -14,8 +16,6 @@ from tests.support.failing_pipelines import OutOfMemoryWanPipeline
 from tests.support.jobs import envelope
 from tests.support.streams import create_groups, dead_letters, event_types, events, pending_count
 from tests.support.waiting import wait_until
-from worker.contract import ErrorCode, JobStatus
-from worker.queue.names import GROUP
 
 
 def test_job_flows_through_the_streams_with_all_events(start_worker, producer, redis_client, names):

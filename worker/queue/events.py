@@ -6,10 +6,9 @@ import time
 from typing import Any
 
 import redis
+from npc_video_client.clock import now_ms
+from npc_video_client.names import StreamNames
 from pydantic import BaseModel
-
-from worker.clock import now_ms
-from worker.queue.names import StreamNames
 
 
 class EventWriter:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-
-from worker.queue.names import GROUP, LANES_BY_PRIORITY, Lane, StreamNames
+from npc_video_client.names import GROUP, LANES_BY_PRIORITY, Lane, StreamNames
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from worker.contract import ErrorCode
-from worker.errors import JobError
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 
 
 class LocalStorage:

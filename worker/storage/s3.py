@@ -19,9 +19,9 @@ from urllib.parse import quote, urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 
-from worker.contract import ErrorCode
-from worker.errors import JobError
 from worker.settings import Settings
 from worker.storage.base import StorageConfigError
 

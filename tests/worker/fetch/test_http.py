@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from npc_video_client.contract import ErrorCode, JobStatus
+from npc_video_client.errors import JobError
 
 from tests.support.image_server import Route, serve_images
 from tests.support.jobs import data_uri, envelope, png_bytes
-from worker.contract import ErrorCode, JobStatus
-from worker.errors import JobError
 from worker.fetch import fetch_remote
 from worker.fetch.http import host_allowed
 from worker.images import read_image_source

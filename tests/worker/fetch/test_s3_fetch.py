@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from npc_video_client.contract import ErrorCode, JobStatus
+from npc_video_client.errors import JobError
 
 from tests.support.jobs import data_uri, envelope, png_bytes
-from worker.contract import ErrorCode, JobStatus
-from worker.errors import JobError
 from worker.images import read_image_source
 from worker.settings import Settings
 

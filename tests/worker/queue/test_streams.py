@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from npc_video_client.names import GROUP, StreamNames
+
 from tests.support.streams import create_groups
-from worker.queue.names import GROUP, StreamNames
 from worker.queue.streams import JobStream
 
 

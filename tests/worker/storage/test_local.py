@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 
 from tests.support.video import path_of
-from worker.contract import ErrorCode
-from worker.errors import JobError
 from worker.storage.local import LocalStorage
 
 KEY = "npc-7/ab/abcdef.mp4"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.contract import RETRYABLE_CODES, ErrorCode
+from npc_video_client.contract import RETRYABLE_CODES, ErrorCode
 
 
 class JobError(Exception):

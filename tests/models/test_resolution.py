@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from npc_video_client.contract import ErrorCode, NpcResponseParams
+from npc_video_client.errors import JobError
 
 from models.catalog import Catalog, load_catalog
+from models.resolution import resolve
 from pipelines.prompt import default_seed
-from pipelines.request import resolve
-from worker.contract import ErrorCode, NpcResponseParams
-from worker.errors import JobError
 
 SQUARE = (512, 512)
 

@@ -14,8 +14,8 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from worker.contract import JobEnvelope, JobResult, describe_validation_error
-from worker.queue.names import Lane, StreamNames
+from npc_video_client.contract import JobEnvelope, JobResult, describe_validation_error
+from npc_video_client.names import Lane, StreamNames
 
 DEFAULT_JOBS_MAXLEN = 100_000
 

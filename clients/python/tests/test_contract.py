@@ -9,10 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
-
-from tests.support.jobs import envelope
-from worker.contract import (
+from npc_video_client.contract import (
     RETRYABLE_CODES,
     ArtStyle,
     ErrorCode,
@@ -31,7 +28,10 @@ from worker.contract import (
     parse_lora_ref,
     peek_job_id,
 )
-from worker.errors import JobError
+from npc_video_client.errors import JobError
+from pydantic import TypeAdapter, ValidationError
+
+from tests.support.jobs import envelope
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(JobEvent)
 

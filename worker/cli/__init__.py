@@ -1,0 +1,13 @@
+"""`npc-worker`: the command-line interface; importing this package registers every command on `app`."""
+
+from __future__ import annotations
+
+from worker.cli import contract, demo, jobs, models, serve
+from worker.cli.app import app
+from worker.cli.contract import contract_schemas
+
+__all__ = ["app", "contract", "contract_schemas", "demo", "jobs", "main", "models", "serve"]
+
+
+def main() -> None:
+    app()

@@ -10,10 +10,12 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from npc_video_client.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.speed import SpeedSettings
+from models.synthetic.recipe import Scale
+from models.synthetic.registry import SYNTHETIC_MODELS, lookup
+from npc_video_client.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
 from pipelines.families import FAMILIES
 
 Dtype = Literal["float32", "float16", "bfloat16"]
@@ -56,16 +58,48 @@ class PresetOverride(_Strict):
     _refs = field_validator("loras")(_check_lora_refs)
 
 
+def synthetic_path(name: str, scale: Scale | None) -> str:
+    """What a synthetic entry reports as its path (logs, the result cache's fingerprint): name and scale."""
+    return f"synthetic:{name}" + (f"@{scale}" if scale not in (None, "full") else "")
+
+
 class ModelEntry(_Strict):
-    """One loadable model. `offload` lets a model larger than the device run at all (diffusers CPU offload, CUDA
-    only); `speed` holds the settings of models.speed."""
+    """One loadable model: a diffusers-format directory (`path`) or a built-in synthetic model (`synthetic`, real
+    architecture with random weights, at `synthetic_scale` "full" or "narrow"; its `path` then reads
+    "synthetic:NAME[@narrow]"). `offload` lets a model larger than the device run at all (diffusers CPU offload,
+    CUDA only); `speed` holds the settings of models.speed."""
 
     family: str
     path: str
+    synthetic: str | None = None
+    synthetic_scale: Scale | None = None
     dtype: Dtype = "bfloat16"
     offload: Offload = "none"
     speed: SpeedSettings = Field(default_factory=SpeedSettings)
     presets: dict[QualityPreset, PresetOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_or_synthetic(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        path, synthetic = data.get("path"), data.get("synthetic")
+        if synthetic is None:
+            if path is None:
+                raise ValueError(
+                    "needs path (a diffusers-format directory) or synthetic (a synthetic model: "
+                    f"{', '.join(sorted(SYNTHETIC_MODELS))})"
+                )
+            return data
+        if not isinstance(synthetic, str):
+            return data  # the field's own validation reports the type
+        identity = synthetic_path(synthetic, data.get("synthetic_scale"))
+        if path is not None and path != identity:
+            raise ValueError(
+                f"has both path ({path!r}) and synthetic ({synthetic!r}); give exactly one: path for a checkpoint "
+                "directory, synthetic for a model with random weights"
+            )
+        return {**data, "path": identity}
 
     @field_validator("family")
     @classmethod
@@ -73,6 +107,29 @@ class ModelEntry(_Strict):
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
         return family
+
+    @field_validator("synthetic")
+    @classmethod
+    def _known_synthetic(cls, synthetic: str | None) -> str | None:
+        if synthetic is not None:
+            lookup(synthetic)
+        return synthetic
+
+    @model_validator(mode="after")
+    def _synthetic_matches_family(self) -> ModelEntry:
+        if self.synthetic is None:
+            if self.synthetic_scale is not None:
+                raise ValueError("synthetic_scale is set but synthetic is not; it chooses a synthetic model's scale")
+            return self
+        family = lookup(self.synthetic).family
+        if family != self.family:
+            same = sorted(name for name, model in SYNTHETIC_MODELS.items() if model.family == self.family)
+            raise ValueError(
+                f"synthetic = {self.synthetic!r} is a model of family {family!r}, but family = {self.family!r}; "
+                f"set family = {family!r}"
+                + (f" or pick a synthetic model of family {self.family!r}: {', '.join(same)}" if same else "")
+            )
+        return self
 
 
 class LoraEntry(_Strict):
@@ -205,7 +262,9 @@ def load_catalog(path: Path) -> Catalog:
         update={
             "source": path,
             "models": {
-                name: entry.model_copy(update={"path": _resolve_model_path(entry.path, root)})
+                name: entry
+                if entry.synthetic is not None
+                else entry.model_copy(update={"path": _resolve_model_path(entry.path, root)})
                 for name, entry in catalog.models.items()
             },
             "loras": {

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from npc_video_client.contract import QualityPreset
 
 from models.catalog import CatalogError, load_catalog
+from npc_video_client.contract import QualityPreset
 from pipelines.families import FAMILIES
 
 BASE = """
@@ -164,6 +164,29 @@ def test_known_family_is_accepted(tmp_path, files, family):
     assert load_catalog(write(tmp_path, text)).models["wan"].family == family
 
 
+def test_synthetic_model_replaces_path_and_reports_name_and_scale_as_its_path(tmp_path, files):
+    extra = """
+[models.big]
+family = "wan22-i2v"
+synthetic = "wan22-i2v-a14b"
+
+[models.small]
+family = "ltx-i2v"
+synthetic = "ltx-video-2b"
+synthetic_scale = "narrow"
+dtype = "float32"
+"""
+    models = load_catalog(write(tmp_path, base_text(files, extra))).models
+    big, small = models["big"], models["small"]
+    assert (big.synthetic, big.synthetic_scale, big.path) == ("wan22-i2v-a14b", None, "synthetic:wan22-i2v-a14b")
+    assert (small.synthetic, small.synthetic_scale, small.path) == (
+        "ltx-video-2b",
+        "narrow",
+        "synthetic:ltx-video-2b@narrow",
+    )
+    assert models["wan"].synthetic is None and models["wan"].path == str(files["model"])
+
+
 # -- refusals: file, key and reason ----------------------------------------------------------------------
 
 
@@ -190,7 +213,37 @@ def test_bad_toml_is_refused(tmp_path, files):
         ("[models.wan.presets.ultra]\nsteps = 10\n", "models.wan.presets.ultra", "'realtime', 'fast'"),
         ("[models.wan.presets.fast]\nsteps = 0\n", "models.wan.presets.fast.steps", "greater than or equal to 1"),
         ('[models.other]\nfamily = "wan-i2v"\npath = "x"\ndtype = "int8"\n', "models.other.dtype", "'float32'"),
-        ('[models.other]\nfamily = "wan-i2v"\n', "models.other.path", "Field required"),
+        (
+            '[models.other]\nfamily = "wan-i2v"\n',
+            "models.other",
+            "needs path (a diffusers-format directory) or synthetic",
+        ),
+        (
+            '[models.other]\nfamily = "wan-i2v"\nsynthetic = "wan-9000"\n',
+            "models.other.synthetic",
+            "unknown synthetic model 'wan-9000'; known: cogvideox-5b-i2v,",
+        ),
+        (
+            '[models.other]\nfamily = "wan-i2v"\npath = "x"\nsynthetic = "wan21-i2v-14b-480p"\n',
+            "models.other",
+            "has both path ('x') and synthetic ('wan21-i2v-14b-480p'); give exactly one",
+        ),
+        (
+            '[models.other]\nfamily = "svd"\nsynthetic = "wan22-i2v-a14b"\n',
+            "models.other",
+            "synthetic = 'wan22-i2v-a14b' is a model of family 'wan22-i2v', but family = 'svd'; set family = "
+            "'wan22-i2v' or pick a synthetic model of family 'svd': svd-xt",
+        ),
+        (
+            '[models.other]\nfamily = "wan-i2v"\nsynthetic = "wan21-i2v-14b-480p"\nsynthetic_scale = "tiny"\n',
+            "models.other.synthetic_scale",
+            "'full' or 'narrow'",
+        ),
+        (
+            '[models.other]\nfamily = "wan-i2v"\npath = "x"\nsynthetic_scale = "narrow"\n',
+            "models.other",
+            "synthetic_scale is set but synthetic is not",
+        ),
         ('[loras.heavy]\npath = "{glow}"\nweight = 2.5\n', "loras.heavy.weight", "less than or equal to 2"),
         ('[loras.neg]\npath = "{glow}"\nweight = -3\n', "loras.neg.weight", "greater than or equal to -2"),
         ('[loras."a.b"]\npath = "{glow}"\n', "loras.a.b", "should match pattern"),

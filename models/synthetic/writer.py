@@ -1,0 +1,56 @@
+"""Writing a synthetic model as a diffusers-format directory, one component at a time.
+
+The directory loads with the family pipeline's `from_pretrained`, like a downloaded checkpoint, for measuring
+cold starts from disk. Each weighted component is built on the device, saved (safetensors shards of at most
+`MAX_SHARD_SIZE`, the conversion scripts' size) and freed before the next, so host memory never holds more
+than one component: the 14B transformer in bfloat16 is about 33 GB, so build it on a GPU and save from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.synthetic.build import build_module, pipeline_class
+from models.synthetic.recipe import Scale
+from models.synthetic.registry import lookup
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_SHARD_SIZE = "5GB"
+
+
+def _write_model_index(directory: Path, name: str, scale: Scale, others: dict[str, Any]) -> None:
+    """model_index.json as the pipeline itself writes it, from a pipeline whose modules are meta skeletons."""
+    from models.synthetic.skeleton import everything_on_meta
+
+    recipe = lookup(name).recipe(scale)
+    with everything_on_meta():
+        skeletons = {component: make() for component, make in recipe.modules.items()}
+    pipe = pipeline_class(name)(**skeletons, **others, **dict.fromkeys(recipe.absent), **recipe.config)
+    pipe.save_config(str(directory))
+
+
+def write_synthetic_model(
+    directory: Path, name: str, *, dtype: torch.dtype, device: str, seed: int = 0, scale: Scale = "full"
+) -> list[str]:
+    """Write every component under `directory` and model_index.json last; returns the component names written.
+
+    The weights are those `build_synthetic_pipeline(name, device=..., dtype=..., seed=seed, scale=scale)` gives.
+    """
+    import torch
+
+    recipe = lookup(name).recipe(scale)
+    directory.mkdir(parents=True, exist_ok=True)
+    for component in recipe.modules:
+        module = build_module(recipe, component, device=device, dtype=dtype, seed=seed)
+        module.save_pretrained(str(directory / component), safe_serialization=True, max_shard_size=MAX_SHARD_SIZE)
+        del module
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
+    others = {component: make() for component, make in recipe.others.items()}
+    for component, value in others.items():
+        value.save_pretrained(str(directory / component))
+    _write_model_index(directory, name, scale, others)
+    return [*recipe.modules, *others]

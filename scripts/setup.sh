@@ -15,6 +15,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
+# promtool checks and unit-tests deploy/prometheus (tests/deploy); Debian ships it in `prometheus`. Only the
+# tool is wanted: where the package's install started the Prometheus service, it is stopped and disabled.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "setup: installing prometheus (for promtool)" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 \
+            || echo "setup: the prometheus service is running; stop it with: systemctl disable --now prometheus" >&2
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from worker.cli import contract, demo, jobs, models, serve
+from worker.cli import bench, contract, demo, jobs, models, serve, synthetic
 from worker.cli.app import app
 from worker.cli.contract import contract_schemas
 
-__all__ = ["app", "contract", "contract_schemas", "demo", "jobs", "main", "models", "serve"]
+__all__ = ["app", "bench", "contract", "contract_schemas", "demo", "jobs", "main", "models", "serve", "synthetic"]
 
 
 def main() -> None:

@@ -1,0 +1,153 @@
+"""Runs in this process: through the worker's JobRunner (the default), or the bare diffusers call (`stock`).
+
+A group is one (model, setting) of the matrix: one runner built as the worker builds it, on the derived catalog,
+with its own scratch storage (so no run can be a cache hit of another setting's output).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from npc_video_client.contract import JobEnvelope
+from pipelines.runner import frames_to_uint8
+from pipelines.stages import StageRecorder
+from worker.bench.flops import Config, configs_of_pipeline
+from worker.bench.machine import is_cuda, peak_memory_bytes, reset_peak_memory, rss_bytes, synchronize
+from worker.bench.records import RunRecord
+from worker.encode import encode_mp4, write_thumbnail
+from worker.jobs import SilentHooks
+from worker.runtime import build_runner
+from worker.settings import Settings
+
+
+class BenchError(RuntimeError):
+    """A run that cannot be measured (a failed job, a cache hit, a worker that would not start): exit status 1."""
+
+
+def file_of(url: str | None) -> Path | None:
+    """The local path of a file:// URL (the bench's storage is always a local folder)."""
+    if url is None:
+        return None
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+class InProcessGroup:
+    def __init__(self, settings: Settings, catalog_path: Path, scratch: Path, stock: bool) -> None:
+        self.scratch = scratch
+        self.stock = stock
+        storage = scratch / "outputs"
+        self.runner = build_runner(
+            settings.model_copy(update={"catalog": catalog_path, "storage_url": f"file://{storage}"})
+        )
+        self.device = self.runner.pool.device
+
+    # -- one run ------------------------------------------------------------------------------------------
+    def run(self, document: dict[str, Any]) -> RunRecord:
+        return self._run_stock(document) if self.stock else self._run_worker(document)
+
+    def _run_worker(self, document: dict[str, Any]) -> RunRecord:
+        """prepare -> generate -> finish, as the worker runs a job, with the pipeline's stages recorded."""
+        runner, hooks = self.runner, SilentHooks()
+        started = time.perf_counter()
+        envelope = JobEnvelope.model_validate(document)
+        validate_ms = _ms_since(started)
+        prepared = runner.prepare(envelope, hooks)
+        if runner.is_cached(prepared):
+            raise BenchError(f"job {envelope.job_id} would be a cache hit: a benchmark must generate every run")
+        prepared.stages = StageRecorder()
+        frames = runner.generate(prepared, hooks)
+        result = runner.finish(prepared, frames)
+        e2e_ms = _ms_since(started)
+        timings, recorder = result.timings, prepared.stages
+        load_ms = timings.load_ms + timings.swap_ms
+        pipeline = {stage: value for stage, value in recorder.stages_ms().items() if value is not None}
+        steps = recorder.step_seconds()
+        request = prepared.request
+        video = file_of(result.url)
+        return RunRecord(
+            e2e_ms=e2e_ms,
+            stages={
+                "prepare": validate_ms + timings.prepare_ms - load_ms,
+                "load": load_ms,
+                **pipeline,
+                "encode": timings.encode_ms,
+                "upload": timings.upload_ms,
+            },
+            steady_step_seconds=steps[1:] if len(steps) >= 2 else steps,
+            steps=request.steps,
+            frames=request.num_frames,
+            width=request.width,
+            height=request.height,
+            fps=request.fps,
+            cfg=request.cfg,
+            ran_model=request.model,
+            output_bytes=video.stat().st_size if video else None,
+            video=video,
+            poster=file_of(result.thumbnail_url),
+        )
+
+    def _run_stock(self, document: dict[str, Any]) -> RunRecord:
+        """The pipeline called directly with the kwargs the worker would pass; only the call is timed."""
+        import torch
+
+        runner, hooks = self.runner, SilentHooks()
+        prepared = runner.prepare(JobEnvelope.model_validate(document), hooks)
+        request = prepared.request
+        loaded = runner.pool.acquire(request.model).model
+        loaded.adapters.activate(request.loras)
+        kwargs = loaded.family.call_kwargs(request, prepared.image)
+        synchronize(self.device)
+        started = time.perf_counter()
+        output = loaded.pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(request.seed))
+        synchronize(self.device)
+        call_ms = _ms_since(started)
+        frames = frames_to_uint8(output)
+        video, poster = self.scratch / f"{prepared.job_id}.mp4", self.scratch / f"{prepared.job_id}.jpg"
+        encode_mp4(frames, request.fps, video)
+        write_thumbnail(frames[0], poster)
+        return RunRecord(
+            e2e_ms=call_ms,
+            stages={"generate": call_ms},
+            steady_step_seconds=[],
+            steps=request.steps,
+            frames=request.num_frames,
+            width=request.width,
+            height=request.height,
+            fps=request.fps,
+            cfg=request.cfg,
+            ran_model=request.model,
+            output_bytes=video.stat().st_size,
+            video=video,
+            poster=poster,
+        )
+
+    # -- what a row reports besides latency ---------------------------------------------------------------
+    def configs(self, model: str) -> dict[str, Config | None] | None:
+        return configs_of_pipeline(self.runner.pool.get(model).pipe)
+
+    def reset_peak(self) -> None:
+        reset_peak_memory(self.device)
+
+    def peak_device_bytes(self) -> int | None:
+        return peak_memory_bytes(self.device)
+
+    def host_rss_bytes(self) -> int | None:
+        return rss_bytes()
+
+    def close(self) -> None:
+        """Drop the runner and its models, so the next group starts with the device's memory free."""
+        del self.runner
+        gc.collect()
+        if is_cuda(self.device):
+            import torch
+
+            torch.cuda.empty_cache()

@@ -1,0 +1,88 @@
+"""The files of a bench run: results.json (docs/schema/bench-results.schema.json), results.csv, plot.png and
+report.html."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from worker.bench.html import write_html
+from worker.bench.plot import write_stage_plot
+from worker.bench.records import STAGES
+
+CSV_LEADING = [
+    "model",
+    "ran_model",
+    "preset",
+    "setting",
+    "through",
+    "runs",
+    "warmup",
+    "p50_ms",
+    "p95_ms",
+    "min_ms",
+    "max_ms",
+    "steps",
+    "s_per_step",
+]
+CSV_TRAILING = [
+    "peak_device_bytes",
+    "host_rss_bytes",
+    "output_bytes",
+    "frames",
+    "width",
+    "height",
+    "fps",
+    "cfg",
+    "cfg_passes",
+    "latent_tokens",
+    "flops_per_step",
+    "achieved_tflops",
+    "peak_fraction",
+]
+CSV_COLUMNS = [*CSV_LEADING, *(f"{stage}_ms" for stage in STAGES), *CSV_TRAILING]
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """One line per row; stages as `<stage>_ms` columns, empty where null."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            line = {column: row.get(column) for column in (*CSV_LEADING, *CSV_TRAILING)}
+            line.update({f"{stage}_ms": row["stages"].get(stage) for stage in STAGES})
+            writer.writerow({key: "" if value is None else value for key, value in line.items()})
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> dict[str, Path]:
+    paths = {
+        "json": out / "results.json",
+        "csv": out / "results.csv",
+        "plot": out / "plot.png",
+        "html": out / "report.html",
+    }
+    write_json(results, paths["json"])
+    write_csv(results["rows"], paths["csv"])
+    write_stage_plot(results["rows"], results["environment"], paths["plot"])
+    write_html(results, out, paths["plot"], paths["html"])
+    return paths
+
+
+def load_results(path: Path) -> tuple[dict[str, Any], Path]:
+    """A results.json (or the folder holding one) and the folder it is in."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        results = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read bench results {file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{file} is not JSON: {exc}") from exc
+    if not isinstance(results, dict) or not isinstance(results.get("rows"), list):
+        raise ValueError(f"{file} is not a bench results file (no top-level 'rows' list)")
+    return results, file.parent

@@ -1,0 +1,244 @@
+"""One bench run: the matrix of models x settings x presets, measured row by row, written as results.
+
+Everything that can be refused (unknown names, speed tables that do not validate) is checked before the first job
+runs. A group (model, setting) loads its model once; each of its rows (presets) runs `warmup` unmeasured jobs
+and `repeats` measured ones, each with its own seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from models.catalog import Catalog
+from npc_video_client.contract import QualityPreset
+from npc_video_client.errors import JobError
+from worker.bench.catalogs import derived_catalog, write_derived_catalog
+from worker.bench.flops import Config, StepFlops, device_peak_tflops, guidance_passes, step_flops
+from worker.bench.inprocess import BenchError, InProcessGroup
+from worker.bench.jobs import envelope
+from worker.bench.machine import environment, is_cuda
+from worker.bench.options import Setting
+from worker.bench.queue import QueueGroup, bench_redis
+from worker.bench.records import Row, RunRecord, summarize
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+THROUGH_IN_PROCESS = "in-process"
+THROUGH_QUEUE = "queue"
+SCHEMA_VERSION = 1
+
+
+class Group(Protocol):
+    def run(self, document: dict[str, Any]) -> RunRecord: ...
+
+    def configs(self, model: str) -> dict[str, Config | None] | None: ...
+
+    def reset_peak(self) -> None: ...
+
+    def peak_device_bytes(self) -> int | None: ...
+
+    def host_rss_bytes(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    catalog: Catalog
+    models: list[str]
+    presets: list[QualityPreset]
+    settings: list[Setting]
+    repeats: int
+    warmup: int
+    overrides: dict[str, Any]
+    through: str
+    redis_url: str | None
+    out: Path
+    image_uri: str
+    worker_settings: Settings
+    command: list[str]
+
+    @property
+    def total_runs(self) -> int:
+        return len(self.models) * len(self.settings) * len(self.presets) * (self.warmup + self.repeats)
+
+    def check(self) -> None:
+        """Build every derived catalog in memory: a speed table that does not validate is refused now."""
+        for model in self.models:
+            for setting in self.settings:
+                derived_catalog(self.catalog, model, setting)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "through": self.through,
+            "catalog": str(self.catalog.source) if self.catalog.source else None,
+            "models": self.models,
+            "presets": [preset.value for preset in self.presets],
+            "settings": [setting.describe() for setting in self.settings],
+            "speed_tables": {
+                f"{model}/{setting.name}": setting.speed_for(self.catalog.models[model].speed).model_dump(
+                    mode="json", exclude_none=True
+                )
+                for model in self.models
+                for setting in self.settings
+            },
+            "repeats": self.repeats,
+            "warmup": self.warmup,
+            "overrides": self.overrides,
+        }
+
+
+Advance = Callable[[str], None]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+class Session:
+    def __init__(self, plan: BenchPlan, advance: Advance) -> None:
+        self.plan = plan
+        self.advance = advance
+        self.token = uuid.uuid4().hex[:8]
+        self.device = plan.worker_settings.resolved_device()
+        self.rows: list[Row] = []
+        self.environment: dict[str, Any] = {}
+
+    def results(self) -> dict[str, Any]:
+        """The results document of the rows measured so far (all of them once `run` returned)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "environment": self.environment,
+            "rows": [row.to_json() for row in self.rows],
+        }
+
+    def run(self) -> dict[str, Any]:
+        plan = self.plan
+        plan.check()
+        plan.out.mkdir(parents=True, exist_ok=True)
+        self.environment = environment(self.device, plan.command, plan.describe())
+        peak_tflops = device_peak_tflops(self.environment["device_name"]) if is_cuda(self.device) else None
+        with ExitStack() as stack:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="npc-bench-")))
+            redis_url = None
+            if plan.through == THROUGH_QUEUE and any(not setting.stock for setting in plan.settings):
+                redis_url = stack.enter_context(bench_redis(plan.redis_url))
+            for model in plan.models:
+                for setting in plan.settings:
+                    with self._group(model, setting, scratch, redis_url) as group:
+                        for preset in plan.presets:
+                            self.rows.append(self._row(group, model, preset, setting, peak_tflops))
+        return self.results()
+
+    @contextmanager
+    def _group(self, model: str, setting: Setting, scratch: Path, redis_url: str | None) -> Iterator[Group]:
+        plan = self.plan
+        catalog_path = write_derived_catalog(plan.catalog, model, setting, plan.out / "catalogs")
+        directory = scratch / f"{_slug(model)}--{setting.name}"
+        directory.mkdir(parents=True)
+        group: Group
+        if redis_url is not None and not setting.stock:
+            log_path = plan.out / "logs" / f"serve-{_slug(model)}--{setting.name}.log"
+            group = QueueGroup(plan.worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path)
+        else:  # stock is the bare pipeline call: in this process whatever --through says
+            group = InProcessGroup(plan.worker_settings, catalog_path, directory, stock=setting.stock)
+        try:
+            yield group
+        finally:
+            group.close()
+
+    def _row(self, group: Group, model: str, preset: QualityPreset, setting: Setting, peak: float | None) -> Row:
+        plan = self.plan
+        number = len(self.rows)
+        label = f"{model} / {preset.value} / {setting.name}"
+        group.reset_peak()
+        records: list[RunRecord] = []
+        for index in range(plan.warmup + plan.repeats):
+            job_id = f"bench-{self.token}-{number}-{index}"
+            try:
+                record = group.run(envelope(job_id, plan.image_uri, preset, index, plan.overrides))
+            except BenchError:
+                raise
+            except Exception as exc:  # a failed job ends the bench with what it was and where
+                reason = (
+                    f"{exc.code.value}: {exc.message}" if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
+                )
+                raise BenchError(f"{label}: job {job_id} failed: {reason}") from exc
+            self.advance(label)
+            if index >= plan.warmup:
+                records.append(record)
+        summary = summarize(records)
+        first = records[0]
+        flops = self._flops(group, first)
+        flops_per_step = flops.flops_per_step if flops else None
+        achieved = flops_per_step / summary.s_per_step / 1e12 if flops_per_step and summary.s_per_step else None
+        video, poster = self._keep_media(first, f"{number:02d}-{model}-{preset.value}-{setting.name}")
+        return Row(
+            model=model,
+            ran_model=first.ran_model,
+            preset=preset.value,
+            setting=setting.name,
+            through=THROUGH_IN_PROCESS if setting.stock or plan.through == THROUGH_IN_PROCESS else THROUGH_QUEUE,
+            runs=len(records),
+            warmup=plan.warmup,
+            p50_ms=summary.p50_ms,
+            p95_ms=summary.p95_ms,
+            min_ms=summary.min_ms,
+            max_ms=summary.max_ms,
+            e2e_ms=[record.e2e_ms for record in records],
+            steps=first.steps,
+            frames=first.frames,
+            width=first.width,
+            height=first.height,
+            fps=first.fps,
+            cfg=first.cfg,
+            cfg_passes=guidance_passes(first.cfg),
+            s_per_step=summary.s_per_step,
+            stages=summary.stages,
+            peak_device_bytes=group.peak_device_bytes(),
+            host_rss_bytes=group.host_rss_bytes(),
+            output_bytes=summary.output_bytes,
+            latent_tokens=flops.tokens.latent if flops else None,
+            flops_per_step=flops_per_step,
+            achieved_tflops=achieved,
+            peak_fraction=achieved / peak if achieved is not None and peak else None,
+            video=video,
+            poster=poster,
+        )
+
+    def _flops(self, group: Group, record: RunRecord) -> StepFlops | None:
+        family = self.plan.catalog.models[record.ran_model].family
+        try:
+            configs = group.configs(record.ran_model)
+            if configs is None:
+                log.warning("model %s: no component configs readable here: FLOPs are null", record.ran_model)
+                return None
+            return step_flops(
+                family, configs, width=record.width, height=record.height, frames=record.frames, cfg=record.cfg
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("model %s: FLOPs not estimated (%s: %s): null", record.ran_model, type(exc).__name__, exc)
+            return None
+
+    def _keep_media(self, record: RunRecord, name: str) -> tuple[str | None, str | None]:
+        """Copy one run's MP4 and poster into DIR/media (the scratch storage goes when the bench ends)."""
+        media = self.plan.out / "media"
+        media.mkdir(exist_ok=True)
+        kept: list[str | None] = []
+        for source, suffix in ((record.video, ".mp4"), (record.poster, ".jpg")):
+            if source is None or not source.is_file():
+                kept.append(None)
+                continue
+            target = media / f"{_slug(name)}{suffix}"
+            shutil.copyfile(source, target)
+            kept.append(target.relative_to(self.plan.out).as_posix())
+        return kept[0], kept[1]

@@ -17,7 +17,8 @@ import torch
 from benchmarks._common import job, median_ms, scratch_catalog
 from pipelines.request import LoraChoice
 from worker.images import fit_image, load_base_image
-from worker.jobs import SilentHooks, parse_envelope
+from worker.jobs import SilentHooks
+from worker.payload import parse_envelope
 from worker.runtime import build_runner
 from worker.settings import Settings
 

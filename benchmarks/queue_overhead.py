@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from npc_video_client.client import NpcVideoClient
-
 from benchmarks._common import job, median_ms, scratch_catalog
+from npc_video_client.client import NpcVideoClient
 from tests.support.redis_server import RedisServer
 from worker.runtime import build_runner, build_worker
 from worker.settings import Settings

@@ -20,11 +20,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from npc_video_client.contract import JobStatus
-
 from benchmarks._common import job, median_ms, scratch_catalog
 from models.residency import GIB
 from models.tiny import build_wan_i2v
+from npc_video_client.contract import JobStatus
 from worker.jobs import JobRunner
 from worker.runtime import build_runner
 from worker.settings import Settings

@@ -15,7 +15,6 @@ from typing import Any
 
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
-
 from pipelines.family import Family
 from pipelines.request import LoraChoice
 
@@ -50,10 +49,11 @@ class AdapterCache:
             self._pipe.disable_lora()
 
     def _ensure_loaded(self, lora: LoraChoice) -> None:
-        if lora.name in self._loaded and self._loaded[lora.name] == str(lora.path):
+        version = lora.digest or str(lora.path)
+        if self._loaded.get(lora.name) == version:
             self._loaded.move_to_end(lora.name)
             return
-        if lora.name in self._loaded:  # the catalog now points the name at another file
+        if lora.name in self._loaded:  # another file under this name, or the file was replaced in place
             self._delete(lora.name)
         started = time.perf_counter()
         try:
@@ -65,7 +65,7 @@ class AdapterCache:
                 ErrorCode.INVALID_PARAMS,
                 f"LoRA {lora.name!r} ({lora.path.name}) does not fit model {self._model_name!r}: {exc}",
             ) from exc
-        self._loaded[lora.name] = str(lora.path)
+        self._loaded[lora.name] = version
         self.disk_loads += 1
         log.info(
             "loaded LoRA %s into %s in %.0f ms", lora.name, self._model_name, (time.perf_counter() - started) * 1000

@@ -11,14 +11,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from npc_video_client.clock import Stopwatch
-from npc_video_client.contract import ErrorCode
-from npc_video_client.errors import JobError
-
 from models.catalog import Catalog
+from models.identity import model_identity
 from models.loras import AdapterCache
 from models.residency import ModelStats, Residency, apply_offload
 from models.speed import apply_speed
+from npc_video_client.clock import Stopwatch
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 from pipelines.families import FAMILIES
 from pipelines.family import Family
 
@@ -58,6 +58,7 @@ class ModelPool:
     lora_cache_size: int = 8
     device_memory_budget: int | None = None
     _loaded: dict[str, LoadedModel] = field(default_factory=dict)
+    _identities: dict[str, str] = field(default_factory=dict)  # taken when a model is loaded: what it runs with
     residency: Residency = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,8 +67,10 @@ class ModelPool:
     def acquire(self, name: str) -> Acquired:
         loaded = self._loaded.get(name)
         if loaded is None:
+            identity = self.identity(name)  # taken before the files are read: what this load runs with
             loaded = self._load(name)
             self._loaded[name] = loaded
+            self._identities[name] = identity
             return Acquired(loaded, load_ms=loaded.load_ms)
         return Acquired(loaded, swap_ms=self.residency.ensure_on_device(name))
 
@@ -91,6 +94,44 @@ class ModelPool:
     def stats(self, name: str) -> ModelStats:
         return self.residency.stats[name]
 
+    def identity(self, name: str) -> str:
+        """What the model's videos depend on (models.identity): as loaded, or as it would load now."""
+        known = self._identities.get(name)
+        if known is not None:
+            return known
+        entry = self.catalog.models.get(name)
+        if entry is None:
+            raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {name!r} is not in the catalog")
+        return model_identity(entry)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per loaded model: disk loads, swaps, offloads, LoRA adapter loads and evictions (for /metrics)."""
+        counts: dict[str, dict[str, int]] = {}
+        for name, stats in self.residency.stats.items():
+            loaded = self._loaded.get(name)
+            counts[name] = {
+                "disk_loads": stats.disk_loads,
+                "swaps": stats.swaps,
+                "offloads": stats.offloads,
+                "lora_loads": loaded.adapters.disk_loads if loaded else 0,
+                "lora_evictions": loaded.adapters.evictions if loaded else 0,
+            }
+        return counts
+
+    def device_memory(self, kind: str) -> float:
+        """Bytes of CUDA memory: allocated, reserved, total or peak (allocated); 0 on other devices."""
+        import torch
+
+        if torch.device(self.device).type != "cuda" or not torch.cuda.is_available():
+            return 0.0
+        readers = {
+            "allocated": torch.cuda.memory_allocated,
+            "reserved": torch.cuda.memory_reserved,
+            "peak": torch.cuda.max_memory_allocated,
+            "total": lambda device: torch.cuda.get_device_properties(device).total_memory,
+        }
+        return float(readers[kind](self.device))
+
     def _load(self, name: str) -> LoadedModel:
         import diffusers
         import torch
@@ -105,7 +146,18 @@ class ModelPool:
         family = FAMILIES[entry.family]
         pipeline_class = _pipeline_class(family.pipeline_class, diffusers)
         clock = Stopwatch()
-        pipe = pipeline_class.from_pretrained(entry.path, dtype=getattr(torch, entry.dtype), local_files_only=True)
+        if entry.synthetic is None:
+            pipe = pipeline_class.from_pretrained(entry.path, dtype=getattr(torch, entry.dtype), local_files_only=True)
+        else:
+            from models.synthetic import build_synthetic_pipeline
+
+            # Built straight onto the device; offloaded models start in CPU memory, as after a disk load.
+            pipe = build_synthetic_pipeline(
+                entry.synthetic,
+                device="cpu" if entry.offload != "none" else self.device,
+                dtype=getattr(torch, entry.dtype),
+                scale=entry.synthetic_scale or "full",
+            )
         pipe.set_progress_bar_config(disable=True)
         apply_speed(pipe, entry.speed, self.device, name)
         self_managed = apply_offload(pipe, entry.offload, self.device, name)

@@ -18,9 +18,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from npc_video_client.clock import Stopwatch
-
 from models.catalog import Offload
+from npc_video_client.clock import Stopwatch
 
 log = logging.getLogger(__name__)
 GIB = 1024**3

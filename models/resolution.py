@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
+from models.catalog import Catalog, PresetOverride, StyleEntry
+from models.identity import file_digest
 from npc_video_client.contract import ErrorCode, NpcResponseParams, parse_lora_ref
 from npc_video_client.errors import JobError
-
-from models.catalog import Catalog, PresetOverride, StyleEntry
 from pipelines.families import FAMILIES
 from pipelines.family import Family
 from pipelines.grid import fit_area, snap_side
@@ -63,7 +63,18 @@ def _loras(
         chosen[name] = entry.weight if weight is None else weight
     if chosen and not family.supports_loras:
         raise JobError(ErrorCode.INVALID_PARAMS, f"model family {family.name!r} does not take LoRAs: remove 'loras'")
-    return tuple(LoraChoice(name, weight, catalog.loras[name].path) for name, weight in chosen.items())
+    return tuple(
+        LoraChoice(name, weight, catalog.loras[name].path, _digest(name, catalog)) for name, weight in chosen.items()
+    )
+
+
+def _digest(name: str, catalog: Catalog) -> str:
+    try:
+        return file_digest(catalog.loras[name].path)
+    except OSError as exc:
+        raise JobError(
+            ErrorCode.INTERNAL_ERROR, f"LoRA {name!r}: its file cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from exc
 
 
 def _size(

@@ -14,9 +14,13 @@ from npc_video_client.contract import QualityPreset
 
 @dataclass(frozen=True)
 class LoraChoice:
+    """A LoRA as a job uses it; `digest` is the sha256 of the file's bytes (a file replaced in place is another
+    LoRA: it is loaded again, and videos made with the old one are not reused)."""
+
     name: str
     weight: float
     path: Path
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,12 @@ class ResolvedRequest:
     def duration_sec(self) -> float:
         return round(self.num_frames / self.fps, 3)
 
-    def fingerprint(self, model_path: str, image_sha256: str) -> str:
-        """sha256 over everything that determines the video: the content-addressed storage key."""
+    def fingerprint(self, model_identity: str, image_sha256: str) -> str:
+        """sha256 over everything that determines the video: the content-addressed storage key.
+        `model_identity` stands for the model's weights and settings (models.identity)."""
         identity: dict[str, Any] = asdict(self)
-        identity["loras"] = [[lora.name, lora.weight, str(lora.path)] for lora in self.loras]
-        identity["model_path"] = model_path
+        identity["loras"] = [[lora.name, lora.weight, lora.digest] for lora in self.loras]
+        identity["model"] = [self.model, model_identity]
         identity["image_sha256"] = image_sha256
         canonical = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobResult
-
 from worker.runtime import build_worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag

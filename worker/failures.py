@@ -6,6 +6,7 @@ import gc
 import logging
 
 import torch
+
 from npc_video_client.contract import ErrorCode, JobResult, JobStatus
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
 

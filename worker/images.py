@@ -17,10 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from npc_video_client.contract import ErrorCode
-from npc_video_client.errors import JobError
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
+from npc_video_client.messages import quote
 from worker.fetch import REMOTE_SCHEMES, fetch_remote
 from worker.settings import Settings
 
@@ -67,16 +68,22 @@ def _read_data_uri(source: str, max_bytes: int) -> bytes:
 
 
 def _read_local(source: str, roots: list[Path], trusted: bool, max_bytes: int) -> bytes:
-    path = Path(source.removeprefix("file://")).expanduser()
-    resolved = path.resolve()
-    if not trusted and not any(resolved.is_relative_to(root) for root in roots):
-        allowed = ", ".join(str(root) for root in roots) or "none configured (set NPC_WORKER_INPUT_ROOTS)"
-        raise _invalid(f"npc_base_image path {source!r} is outside the allowed input roots: {allowed}")
-    if not resolved.is_file():
-        raise _invalid(f"npc_base_image {source!r} does not exist or is not a file")
-    if resolved.stat().st_size > max_bytes:
-        raise _invalid(f"npc_base_image {source!r} is larger than the limit of {max_bytes} bytes")
-    return resolved.read_bytes()
+    """A file under an input root. Job paths are taken literally: never `~`-expanded (that would look users up
+    in the system's password database), and every failure, whatever the path holds, is invalid_image."""
+    shown = quote(source)
+    try:
+        resolved = Path(source.removeprefix("file://")).resolve()
+        if not trusted and not any(resolved.is_relative_to(root) for root in roots):
+            allowed = "input roots set by NPC_WORKER_INPUT_ROOTS" if roots else "none (set NPC_WORKER_INPUT_ROOTS)"
+            raise _invalid(f"npc_base_image path {shown} is outside the allowed input roots: {allowed}")
+        if not resolved.is_file():
+            raise _invalid(f"npc_base_image {shown} does not exist or is not a file")
+        if resolved.stat().st_size > max_bytes:
+            raise _invalid(f"npc_base_image {shown} is larger than the limit of {max_bytes} bytes")
+        return resolved.read_bytes()
+    except (OSError, ValueError) as exc:  # NUL bytes, names too long, loops, permissions...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path"
+        raise _invalid(f"npc_base_image {shown} cannot be read: {reason}") from exc
 
 
 def read_image_source(source: str, settings: Settings, *, trusted: bool) -> bytes:
@@ -89,7 +96,7 @@ def read_image_source(source: str, settings: Settings, *, trusted: bool) -> byte
     if scheme in REMOTE_SCHEMES:
         return fetch_remote(source, settings)
     raise _invalid(
-        f"npc_base_image {source[:200]} uses scheme {scheme}://, which is not supported; use a data: URI, "
+        f"npc_base_image {quote(source)} uses scheme {quote(scheme)}, which is not supported; use a data: URI, "
         "an allowed path, s3://bucket/key or http(s)://"
     )
 

@@ -7,7 +7,6 @@ for in-process use and converts any failure into a result at one place (worker.f
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -15,9 +14,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from models.catalog import Catalog
+from models.pool import ModelPool
+from models.resolution import resolve
 from npc_video_client.clock import Stopwatch, now_ms
 from npc_video_client.contract import (
-    OPERATION_TYPE,
     AppliedLora,
     ErrorCode,
     JobEnvelope,
@@ -25,21 +27,16 @@ from npc_video_client.contract import (
     JobStatus,
     QualityPreset,
     Timings,
-    describe_validation_error,
-    peek_job_id,
 )
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
-from pydantic import ValidationError
-
-from models.catalog import Catalog
-from models.pool import ModelPool
-from models.resolution import resolve
 from pipelines.request import ResolvedRequest
 from pipelines.runner import run_pipeline
+from pipelines.stages import StageRecorder
 from worker.encode import MP4_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, encode_mp4, write_thumbnail
 from worker.failures import as_job_error, failure_result
 from worker.images import fit_image, load_base_image
-from worker.keys import thumbnail_key, video_key
+from worker.keys import thumbnail_key, thumbnail_key_of, video_key
+from worker.payload import read_job
 from worker.settings import Settings
 from worker.storage import Storage
 
@@ -78,37 +75,11 @@ class PreparedJob:
     clock: Stopwatch
     timings: Timings
     image: Any = None
+    stages: StageRecorder | None = None  # set before generate to record the pipeline's stages (npc-worker bench)
 
     @property
     def job_id(self) -> str:
         return self.envelope.job_id
-
-
-def decode_json(payload: Any) -> Any:
-    """JSON text (str or bytes) to an object; anything else passes through. Decode once: payloads carrying
-    base images as data: URIs can be megabytes."""
-    if not isinstance(payload, (str, bytes)):
-        return payload
-    try:
-        return json.loads(payload)
-    except ValueError as exc:
-        raise JobError(ErrorCode.INVALID_PARAMS, f"job is not valid JSON: {exc}") from exc
-
-
-def parse_envelope(payload: Any) -> JobEnvelope:
-    """Validate a raw envelope (JSON text or decoded object) with messages that name the offending field."""
-    payload = decode_json(payload)
-    if not isinstance(payload, dict):
-        raise JobError(ErrorCode.INVALID_PARAMS, f"job must be a JSON object, got {type(payload).__name__}")
-    if payload.get("operation_type") != OPERATION_TYPE:
-        raise JobError(
-            ErrorCode.INVALID_PARAMS,
-            f"operation_type: {payload.get('operation_type')!r} is not supported; expected {OPERATION_TYPE!r}",
-        )
-    try:
-        return JobEnvelope.model_validate(payload)
-    except ValidationError as exc:
-        raise JobError(ErrorCode.INVALID_PARAMS, describe_validation_error(exc)) from exc
 
 
 def request_summary(job_id: str, request: ResolvedRequest) -> JobResult:
@@ -150,7 +121,7 @@ class JobRunner:
         source, trusted = self._image_source(params.npc_id, params.npc_base_image)
         base = load_base_image(source, self.settings, trusted=trusted)
         request = resolve(params, self.catalog, base.size)
-        fingerprint = request.fingerprint(self.catalog.models[request.model].path, base.sha256)
+        fingerprint = request.fingerprint(self.pool.identity(request.model), base.sha256)
         prepared = PreparedJob(
             envelope=envelope,
             request=request,
@@ -182,7 +153,7 @@ class JobRunner:
             hooks.progress(step, total)
 
         phase = Stopwatch()
-        frames = run_pipeline(loaded.pipe, loaded.family, request, prepared.image, on_step)
+        frames = run_pipeline(loaded.pipe, loaded.family, request, prepared.image, on_step, recorder=prepared.stages)
         prepared.timings.generate_ms = phase.ms()
         return frames
 
@@ -219,18 +190,27 @@ class JobRunner:
     # -- in-process: all phases, failures converted here -------------------------------------------------
     def run(self, payload: Any, hooks: JobHooks | None = None) -> JobResult:
         hooks = hooks or SilentHooks()
-        job_id = UNKNOWN_JOB_ID
+        read = read_job(payload, UNKNOWN_JOB_ID, self.settings.max_job_bytes)
+        job_id = read.job_id
         prepared: PreparedJob | None = None
         try:
-            document = decode_json(payload)
-            job_id = peek_job_id(document) or job_id
-            envelope = parse_envelope(document)
-            prepared = self.prepare(envelope, hooks)
+            if read.error is not None or read.envelope is None:
+                raise read.error or JobError(ErrorCode.INVALID_PARAMS, "job cannot be read")
+            prepared = self.prepare(read.envelope, hooks)
             frames = None if self.is_cached(prepared) else self.generate(prepared, hooks)
             return self.finish(prepared, frames)
         except Exception as exc:  # the failure boundary: every error becomes a result
             partial = request_summary(job_id, prepared.request) if prepared else None
             return failure_result(job_id, as_job_error(exc), partial)
+
+    def refresh_urls(self, result: JobResult) -> JobResult:
+        """A stored completed result with URLs made now (presigned URLs expire; the stored ones may have)."""
+        if result.status != JobStatus.COMPLETED or result.storage_key is None:
+            return result
+        thumbnail = thumbnail_key_of(result.storage_key)
+        return result.model_copy(
+            update={"url": self.storage.url(result.storage_key), "thumbnail_url": self.storage.url(thumbnail)}
+        )
 
     # -- helpers ------------------------------------------------------------------------------------------
     @staticmethod

@@ -21,3 +21,8 @@ def video_key(npc_id: str, fingerprint: str) -> str:
 
 def thumbnail_key(npc_id: str, fingerprint: str) -> str:
     return f"{safe_segment(npc_id)}/{fingerprint[:2]}/{fingerprint}.jpg"
+
+
+def thumbnail_key_of(video_key_: str) -> str:
+    """The poster stored beside a video key."""
+    return video_key_.removesuffix(".mp4") + ".jpg"

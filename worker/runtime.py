@@ -8,6 +8,7 @@ import socket
 from models.catalog import Catalog, load_catalog
 from models.embedded import ensure_embedded_catalog
 from models.pool import ModelPool
+from npc_video_client.contract import CONTRACT_VERSION
 from worker.jobs import JobRunner
 from worker.metrics import WorkerMetrics
 from worker.queue.connection import connect
@@ -31,8 +32,30 @@ def consumer_name(settings: Settings, device: str) -> str:
     return settings.consumer or f"{socket.gethostname()}:{device}"
 
 
+def build_info(device: str) -> dict[str, str]:
+    """The versions `npc_build_info` reports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import diffusers
+    import torch
+
+    try:
+        own = version("npc-video-worker")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {
+        "version": own,
+        "contract_version": str(CONTRACT_VERSION),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "device": device,
+    }
+
+
 def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
+    """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job."""
     runner = build_runner(settings)
+    runner.storage.check()
     client = connect(settings.redis_url, settings.block_ms)
     service = Worker(
         settings=settings,
@@ -40,7 +63,7 @@ def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
         client=client,
         consumer=consumer_name(settings, runner.pool.device),
         shutdown=shutdown,
-        metrics=WorkerMetrics(),
+        metrics=WorkerMetrics(models=runner.catalog.models, build=build_info(runner.pool.device)),
     )
     watch_metrics(service)
     return service

@@ -1,119 +1,75 @@
-"""The long-running worker: consume jobs from the lane streams, run them, report, acknowledge.
+"""The long-running worker: orchestration of leases, runs, the job runner and terminal writes.
 
-Lifecycle (setup once, then many jobs): connect and create the groups, take back this consumer's own
-pending entries, load the default model, then loop. Generation runs on the main thread; encoding and
-upload of a job run on a finisher thread while the next job generates, so the device never waits on them.
-Every exit path of a job goes through `_complete` or `_fail`, which write result, event and ack together
-in one MULTI/EXEC transaction; the ack is never written without the result and the final event.
+Lifecycle (worker.state): STARTING (groups, this consumer's own pending entries, keepalive, storage check, the
+default model), READY (the loop: next owned entry -> read its payload -> check it is still ours -> start a run
+(attempt counter, job lock) -> prepare and generate on this thread -> encode, upload and the terminal write on
+the finisher thread, overlapping the next job), DRAINING (a stop was asked: the running job finishes, waiting
+entries go back to their lane), STOPPED. Every lease stays alive (keepalive thread) until the worker has
+released it, through a graceful drain too.
+
+Each step lives in its own module: worker.payload (untrusted bytes -> envelope), worker.queue.leases
+(ownership), worker.queue.intake (what runs next), worker.queue.runs (attempts and the job lock),
+worker.queue.outcomes (the one terminal write), worker.retry (the retry policy), worker.jobs (the job itself).
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import redis
-import torch
+from pydantic import BaseModel
+
+from models.resolution import choose_model
 from npc_video_client.contract import (
     ErrorCode,
     JobCancelledEvent,
     JobCompletedEvent,
     JobExpiredEvent,
     JobFailedEvent,
-    JobProcessingEvent,
-    JobProgressEvent,
     JobResult,
     JobStatus,
-    QualityPreset,
-    peek_job_id,
 )
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
 from npc_video_client.names import LANES_BY_PRIORITY, StreamNames
-from pydantic import BaseModel, ValidationError
-
-from models.resolution import choose_model
 from worker.failures import as_job_error, failure_result
-from worker.jobs import UNKNOWN_JOB_ID, JobRunner, PreparedJob, decode_json, parse_envelope, request_summary
+from worker.jobs import JobRunner, PreparedJob, request_summary
+from worker.logs import log_context
 from worker.metrics import WorkerMetrics
-from worker.queue.events import EventWriter, ProgressThrottle
-from worker.queue.streams import Entry, JobStream
+from worker.payload import read_job
+from worker.queue.events import EventWriter
+from worker.queue.intake import Intake
+from worker.queue.leases import Lease, Leases, Ownership
+from worker.queue.outcomes import Outcomes, Retention, dead_letter_error
+from worker.queue.reporting import RedisJobHooks
+from worker.queue.runs import RunGate, Verdict
+from worker.queue.waiting import RedisWaiter, StopWaiting
+from worker.retry import RetryPolicy
 from worker.settings import Settings
 from worker.shutdown import ImmediateShutdown, ShutdownFlag
+from worker.state import StateMachine, WorkerState
+from worker.storage import StorageConfigError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
-HEALTHY_HEARTBEAT_S = 120.0
-REDIS_RETRY_AFTER_S = 2.0
 ENTRY_MODEL_MEMORY = 256
+BUSY_RECHECK_S = (0.25, 0.5, 1.0, 2.0)  # a duplicate waits for the run holding its job, looking again this often
+STORAGE_RECHECK_S = 30.0
 
 
-class RedisJobHooks:
-    """Per-job hooks: processing/progress events, cancellation and shutdown checks at every step.
+@dataclass
+class Run:
+    """One started run of a job: its lease, the job lock's token and the attempt number it counted."""
 
-    A Redis outage during generation does not fail the job: these intermediate events and checks are
-    skipped with a warning, and the final result waits for Redis to return (see Worker._transaction).
-    """
-
-    def __init__(self, service: Worker, entry: Entry, job_id: str) -> None:
-        self.service = service
-        self.entry = entry
-        self.job_id = job_id
-        self.throttle = ProgressThrottle(service.settings.progress_interval_ms)
-        self._redis_down_until = 0.0
-
-    def processing(self, model: str, preset: QualityPreset) -> None:
-        events = self.service.events
-        self._best_effort(
-            lambda: events.emit(
-                events.stamp(
-                    JobProcessingEvent, job_id=self.job_id, attempt=self.entry.attempt, model=model, preset=preset
-                )
-            )
-        )
-
-    def progress(self, step: int, total_steps: int) -> None:
-        self.service.beat()
-        if self.throttle.due(step, total_steps):
-            events = self.service.events
-            self._best_effort(
-                lambda: events.emit(
-                    events.stamp(
-                        JobProgressEvent,
-                        job_id=self.job_id,
-                        step=step,
-                        total_steps=total_steps,
-                        progress=round(step / total_steps, 4),
-                    )
-                )
-            )
-
-    def cancel_requested(self) -> bool:
-        self.service.shutdown.check_immediate()
-        cancel_key = self.service.names.cancel(self.job_id)
-        return bool(self._best_effort(lambda: self.service.client.exists(cancel_key)))
-
-    def _best_effort(self, call: Callable[[], object]) -> object:
-        """Run a Redis call; after a failure, skip them for a while so an outage cannot stall every step."""
-        if time.monotonic() < self._redis_down_until:
-            return None
-        try:
-            return call()
-        except REDIS_ERRORS as exc:
-            self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
-            log.warning(
-                "job %s: redis unavailable mid-job (%s); events and cancel checks paused for %.0f s",
-                self.job_id,
-                exc,
-                REDIS_RETRY_AFTER_S,
-            )
-            return None
+    lease: Lease
+    job_id: str
+    token: str
+    attempt: int
 
 
 class Worker:
@@ -134,313 +90,394 @@ class Worker:
         self.shutdown = shutdown
         self.metrics = metrics
         self.names = StreamNames(settings.prefix)
-        self.stream = JobStream(
-            client,
-            self.names,
-            consumer,
-            settings.claim_idle_ms,
-            settings.block_ms,
-            prefer=self._uses_model_on_device,
+        self.leases = Leases(client, self.names, consumer, settings.claim_idle_ms)
+        self.intake = Intake(
+            self.leases,
+            block_ms=settings.block_ms,
             lookahead=settings.affinity_lookahead,
             max_skips=settings.affinity_max_skips,
+            prefer=self._uses_model_on_device,
+        )
+        self.gate = RunGate(client, self.names, consumer, settings.claim_idle_ms, settings.result_ttl_s)
+        self.outcomes = Outcomes(
+            client,
+            self.names,
+            Retention(
+                result_ttl_s=settings.result_ttl_s,
+                events_maxlen=settings.events_maxlen,
+                dead_maxlen=settings.dead_maxlen,
+                completion_ttl_s=settings.completion_ttl_s,
+                channel=settings.events_channel,
+            ),
         )
         self.events = EventWriter(client, self.names, consumer, settings.events_maxlen, settings.events_channel)
-        self.ready = False
+        self.policy = RetryPolicy(settings.max_attempts, settings.retry_backoff_ms)
+        self.state = StateMachine(on_change=metrics.set_state)
+        self.redis = RedisWaiter(shutdown, self.beat, self.leases.ensure_groups)
         self.jobs_done = 0
         self._heartbeat = time.monotonic()
-        self._in_flight: dict[str, Entry] = {}
-        self._lock = threading.Lock()
+        self._runs: dict[int, Run] = {}  # by id(lease): runs whose job lock the keepalive renews
+        self._runs_lock = threading.Lock()
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
         self._finishing: Future[None] | None = None
-        self._entry_models: OrderedDict[str, str | None] = OrderedDict()
+        self._leases_released = threading.Event()
+        self._entry_models: OrderedDict[int, str | None] = OrderedDict()
+        self._storage_checked = (0.0, True, "")
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def serve(self) -> int:
         """Run until asked to stop; 0 after a graceful drain, 1 after an immediate stop."""
         keepalive = threading.Thread(target=self._keepalive_loop, name="keepalive", daemon=True)
         try:
-            self._setup()
-            keepalive.start()
-            while not self.shutdown.requested:
-                self.beat()
-                entry = self._with_reconnect(self.stream.next_entry)
-                if entry is not None:
-                    self._handle(entry)
-            self._wait_for_finisher()
+            self.state.to(WorkerState.STARTING)
+            started = self._start(keepalive)
+            if started:
+                self.state.to(WorkerState.READY)
+                self._loop()
+            self.state.to(WorkerState.DRAINING)
+            self._drain()
+            self.state.to(WorkerState.STOPPED)
             log.info("stopped after %d jobs", self.jobs_done)
             return 0
         except ImmediateShutdown:
-            log.warning("stopping at once: the current entry stays pending for another worker")
+            log.warning("stopping at once: entries in hand stay pending for another worker")
+            self.state.to(WorkerState.DEFUNCT)
             return 1
+        except BaseException:
+            self.state.to(WorkerState.DEFUNCT)
+            raise
         finally:
-            self.shutdown.stopping.set()
+            self._leases_released.set()
             self._finisher.shutdown(wait=not self.shutdown.immediate, cancel_futures=True)
 
-    def _setup(self) -> None:
-        self._with_reconnect(self.stream.ensure_groups)
-        recovered = self._with_reconnect(self.stream.recover_own_pending)
+    def _start(self, keepalive: threading.Thread) -> bool:
+        """False when a stop was asked while waiting for Redis at start (nothing is in hand then)."""
+        try:
+            self.redis.call(self.leases.ensure_groups, stop_on_request=True)
+            recovered = self.redis.call(self.leases.recover_own, stop_on_request=True)
+        except StopWaiting:
+            return False
         if recovered:
-            log.info("recovered %d pending entries of consumer %s", recovered, self.consumer)
+            log.info("recovered %d pending entries of consumer %s", len(recovered), self.consumer)
+        keepalive.start()  # before the model loads: recovered entries must stay ours meanwhile
         self.runner.pool.get(self.runner.catalog.defaults.model)
-        self.ready = True
         log.info("worker %s ready on %s", self.consumer, ", ".join(self.names.lanes))
+        return not self.shutdown.requested
 
-    def _uses_model_on_device(self, entry_id: str, payload: bytes | None) -> bool:
-        """Affinity: does this job run on a model that needs no load or swap now?"""
-        model = self._model_of(entry_id, payload)
-        return model is not None and self.runner.pool.is_ready(model)
-
-    def _model_of(self, entry_id: str, payload: bytes | None) -> str | None:
-        """The model a pending entry will run on, remembered by entry id: held entries are looked at on
-        every pick, and their payloads (base images included) can be megabytes of JSON."""
-        if entry_id not in self._entry_models:
+    def _loop(self) -> None:
+        while not self.shutdown.requested:
+            self.beat()
             try:
-                self._entry_models[entry_id] = choose_model(parse_envelope(payload).params, self.runner.catalog)
-            except JobError:
-                self._entry_models[entry_id] = None
-            while len(self._entry_models) > ENTRY_MODEL_MEMORY:
-                self._entry_models.popitem(last=False)
-        return self._entry_models[entry_id]
+                lease = self.redis.call(self.intake.next_lease, stop_on_request=True)
+            except StopWaiting:
+                return
+            if lease is not None:
+                self._handle(lease)
+
+    def _drain(self) -> None:
+        """Finish what runs; every waiting entry goes back to its lane (the keepalive thread starts on that as
+        soon as the stop is asked, while the current job still runs)."""
+        self.leases.hand_back()
+        self._wait_for_finisher()
+        self.leases.hand_back()  # a retry scheduled by the last job's failure
 
     def beat(self) -> None:
         self._heartbeat = time.monotonic()
+
+    def last_beat(self) -> float:
+        return self._heartbeat
 
     def heartbeat_age_s(self) -> float:
         return time.monotonic() - self._heartbeat
 
     # -- one entry --------------------------------------------------------------------------------------------
-    def _handle(self, entry: Entry) -> None:
-        with self._lock:
-            self._in_flight[entry.entry_id] = entry
-        self.metrics.in_flight.inc()
-        handed_off = False
-        try:
-            handed_off = self._run(entry)
-        except Exception:  # a bug in the bookkeeping must not stop the worker; the entry stays pending
-            log.exception("entry %s of %s could not be handled; it stays pending", entry.entry_id, entry.stream)
-        finally:
-            if not handed_off:
-                self._release(entry)
+    def _handle(self, lease: Lease) -> None:
+        read = read_job(lease.payload, f"unknown:{lease.lane.value}:{lease.entry_id}", self.settings.max_job_bytes)
+        lease.job_id = read.job_id
+        with log_context(job_id=read.job_id, lane=lease.lane.value):
+            self.metrics.in_flight.inc()
+            handed_off = False
+            try:
+                if read.error is not None or read.envelope is None:
+                    error = read.error or JobError(ErrorCode.INVALID_PARAMS, "job cannot be read")
+                    self._end(lease, read.job_id, error)
+                else:
+                    handed_off = self._run(lease, read.job_id, read.envelope)
+            except (ImmediateShutdown, StopWaiting):
+                raise
+            except Exception:  # a bookkeeping bug must not stop the worker; the entry stays ours and pending
+                log.exception("entry %s could not be handled; it stays pending", lease.describe())
+                self._forget(lease)
+            finally:
+                if not handed_off:
+                    self.metrics.in_flight.dec()
 
-    def _release(self, entry: Entry) -> None:
-        with self._lock:
-            self._in_flight.pop(entry.entry_id, None)
-        self.metrics.in_flight.dec()
+    def _run(self, lease: Lease, job_id: str, envelope: Any) -> bool:
+        """Start a run and generate on this thread; True when the finisher thread took the job over."""
+        ownership = self.redis.call(lambda: self.leases.check(lease))
+        if ownership in (Ownership.TAKEN, Ownership.DONE):
+            log.info("entry %s is %s elsewhere; not running it here", lease.describe(), ownership.value)
+            self.leases.release(lease)
+            return False
+        if ownership is Ownership.GONE:
+            log.warning("entry %s is gone from Redis (data lost or trimmed); running it from memory", lease.describe())
+        token = self.gate.new_token(lease.entry_id)
+        start = self.redis.call(lambda: self.gate.start(job_id, token))
+        if start.verdict is Verdict.FINAL:
+            log.info("job already ended (%s): acknowledging this duplicate entry", start.detail)
+            stored = self.redis.call(lambda: self.outcomes.stored_result(job_id))
+            refreshed = self.runner.refresh_urls(stored) if stored is not None else None
+            self.redis.call(lambda: self.outcomes.duplicate(lease, job_id, refreshed))
+            self.metrics.duplicates.inc()
+            self.leases.release(lease)
+            return False
+        if start.verdict is Verdict.BUSY:
+            lease.due = time.monotonic() + BUSY_RECHECK_S[min(lease.waits, len(BUSY_RECHECK_S) - 1)]
+            lease.waits += 1
+            lease.running = False
+            log.info("job is running elsewhere (%s); looking again later", start.detail)
+            return False
+        run = Run(lease, job_id, token, start.attempt)
+        with log_context(attempt=run.attempt):
+            if self.policy.exhausted(run.attempt):
+                gave_up = JobError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"gave up after {run.attempt - 1} runs started (a worker may have died on this job each time)",
+                )
+                self._end(lease, job_id, gave_up, run=run)
+                return False
+            return self._generate(run, envelope)
 
-    def _run(self, entry: Entry) -> bool:
-        """Generate on this thread; returns True when the finisher thread took over the entry."""
-        job_id = f"{UNKNOWN_JOB_ID}:{entry.entry_id}"
-        try:
-            if entry.payload is None:
-                raise JobError(ErrorCode.INVALID_PARAMS, "stream entry has no field 'job'")
-            document = decode_json(entry.payload)
-            job_id = peek_job_id(document) or job_id
-            envelope = parse_envelope(document)
-        except JobError as invalid:
-            self._fail(entry, job_id, invalid, None)
-            return False
-        if self._already_completed(entry, job_id):
-            return False
-        if entry.attempt > self.settings.max_attempts:
-            gave_up = JobError(
-                ErrorCode.INTERNAL_ERROR,
-                f"gave up after {entry.attempt - 1} deliveries (a worker may have died on this job)",
-            )
-            self._fail(entry, job_id, gave_up, None)
-            return False
-        hooks = RedisJobHooks(self, entry, job_id)
+    def _generate(self, run: Run, envelope: Any) -> bool:
+        self._track(run)
+        hooks = RedisJobHooks(
+            self.events,
+            self.client,
+            self.names.cancel(run.job_id),
+            run.job_id,
+            run.attempt,
+            progress_interval_ms=self.settings.progress_interval_ms,
+            on_step=self._step,
+        )
         prepared: PreparedJob | None = None
         try:
             prepared = self.runner.prepare(envelope, hooks)
             frames = None if self.runner.is_cached(prepared) else self.runner.generate(prepared, hooks)
+        except (ImmediateShutdown, StopWaiting):
+            raise
         except Exception as exc:
-            partial = request_summary(job_id, prepared.request) if prepared else None
-            self._fail(entry, job_id, as_job_error(exc), partial)
+            partial = request_summary(run.job_id, prepared.request) if prepared else None
+            self._failed(run, as_job_error(exc), partial)
             return False
         self._wait_for_finisher()
-        self._finishing = self._finisher.submit(self._finish, entry, prepared, frames)
+        context = contextvars.copy_context()
+        self._finishing = self._finisher.submit(context.run, self._finish, run, prepared, frames)
         return True
 
-    def _finish(self, entry: Entry, prepared: PreparedJob, frames: Any) -> None:
+    def _finish(self, run: Run, prepared: PreparedJob, frames: Any) -> None:
         try:
             try:
                 result = self.runner.finish(prepared, frames)
             except Exception as exc:
-                self._fail(
-                    entry, prepared.job_id, as_job_error(exc), request_summary(prepared.job_id, prepared.request)
-                )
+                self._failed(run, as_job_error(exc), request_summary(run.job_id, prepared.request))
                 return
-            self._complete(entry, result)
-        except Exception:  # as in _handle: log, keep the worker up, leave the entry pending
-            log.exception("finishing job %s failed; its entry stays pending", prepared.job_id)
-        finally:
-            self._release(entry)
-
-    def _wait_for_finisher(self) -> None:
-        while self._finishing is not None and not self._finishing.done():
-            self.shutdown.check_immediate()
-            time.sleep(0.01)
-        if self._finishing is not None:
-            self._finishing.result()
-            self._finishing = None
-
-    # -- outcomes (each writes result, event and ack in one transaction) ---------------------------------------
-    def _already_completed(self, entry: Entry, job_id: str) -> bool:
-        stored = self._with_reconnect(lambda: self.client.get(self.names.result(job_id)))
-        if stored is None:
-            return False
-        try:
-            result = JobResult.model_validate_json(stored)
-        except ValidationError:
-            log.warning("stored result of job %s is not a valid result; running the job again", job_id)
-            return False
-        if result.status != JobStatus.COMPLETED:
-            return False
-        log.info("job %s already completed: re-emitting its result, no second generation", job_id)
-        self._transaction(lambda pipe: self._write_completed(pipe, entry, result, store=False))
-        self.metrics.jobs.labels(outcome="duplicate").inc()
-        return True
-
-    def _write_completed(self, pipe: Any, entry: Entry, result: JobResult, *, store: bool) -> None:
-        if store:
-            pipe.set(self.names.result(result.job_id), result.model_dump_json(), ex=self.settings.result_ttl_s)
-        self.events.add(pipe, self.events.stamp(JobCompletedEvent, **result.model_dump(exclude={"status"})))
-        self.stream.ack(pipe, entry)
-
-    def _complete(self, entry: Entry, result: JobResult) -> None:
-        self._transaction(lambda pipe: self._write_completed(pipe, entry, result, store=True))
-        self.metrics.observe_result(result)
-        self.jobs_done += 1
-        log.info(
-            "job %s completed in %.0f ms (cache hit: %s)", result.job_id, result.timings.total_ms, result.cache_hit
-        )
-
-    def _fail(self, entry: Entry, job_id: str, error: JobError, partial: JobResult | None) -> None:
-        if self._should_retry(entry, error):
-            delay_s = self.settings.retry_backoff_ms / 1000 * 2 ** (entry.attempt - 1)
-            self.events.emit(self._failed_event(job_id, error, entry, retryable=True))
-            self.stream.retry_later(entry, delay_s)
-            self.metrics.jobs.labels(outcome="retried").inc()
-            log.warning("job %s attempt %d failed (%s); retrying in %.1f s", job_id, entry.attempt, error.code, delay_s)
+            self._end(run.lease, run.job_id, None, run=run, result=result)
+        except ImmediateShutdown:
             return
-        result = failure_result(job_id, error, partial)
+        except Exception:  # as in _handle: log, keep the worker up, leave the entry pending
+            log.exception("finishing job %s failed; its entry stays pending", run.job_id)
+            self._forget(run.lease)
+        finally:
+            self.metrics.in_flight.dec()
 
-        def write(pipe: Any) -> None:
-            if not job_id.startswith(f"{UNKNOWN_JOB_ID}:"):
-                pipe.set(self.names.result(job_id), result.model_dump_json(), ex=self.settings.result_ttl_s)
+    def _step(self) -> None:
+        self.beat()
+        self.shutdown.check_immediate()
+
+    # -- outcomes -------------------------------------------------------------------------------------------
+    def _failed(self, run: Run, error: JobError, partial: JobResult | None) -> None:
+        """A failed attempt: run it again later when the retry policy says so, else end the job."""
+        delay_s = self.policy.delay_s(error, run.attempt)
+        if delay_s is None:
+            self._end(run.lease, run.job_id, error, run=run, partial=partial)
+            return
+        event = self._failed_event(run.job_id, error, run.attempt, retryable=True)
+        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token))
+        self._untrack(run)
+        run.lease.due = time.monotonic() + delay_s
+        run.lease.running = False
+        self.metrics.observe_retry(error.code)
+        log.warning("attempt %d failed (%s); retrying in %.1f s", run.attempt, error.code.value, delay_s)
+
+    def _end(
+        self,
+        lease: Lease,
+        job_id: str,
+        error: JobError | None,
+        *,
+        run: Run | None = None,
+        partial: JobResult | None = None,
+        result: JobResult | None = None,
+    ) -> None:
+        """The terminal write of a job: completed (`result`) or ended by `error`; counted once if it was the
+        first final write of this job."""
+        attempt = run.attempt if run else 0
+        has_result_key = not job_id.startswith("unknown:")
+        dead_error = None
+        if result is not None:
+            event: BaseModel = self.events.stamp(JobCompletedEvent, **result.model_dump(exclude={"status"}))
+        else:
+            assert error is not None
+            result = failure_result(job_id, error, partial)
             if isinstance(error, JobCancelled):
-                self.events.add(pipe, self.events.stamp(JobCancelledEvent, job_id=job_id))
-                pipe.delete(self.names.cancel(job_id))
+                event = self.events.stamp(JobCancelledEvent, job_id=job_id)
             elif isinstance(error, DeadlineExceeded):
-                self.events.add(pipe, self.events.stamp(JobExpiredEvent, job_id=job_id, deadline=error.deadline_ms))
+                event = self.events.stamp(JobExpiredEvent, job_id=job_id, deadline=error.deadline_ms)
             else:
-                self.events.add(pipe, self._failed_event(job_id, error, entry, retryable=False))
-                self.stream.dead_letter(pipe, entry, error_json(error, job_id, entry.attempt))
-            self.stream.ack(pipe, entry)
-
-        self._transaction(write)
-        self.metrics.observe_result(result)
-        if result.status == JobStatus.FAILED:
-            self.metrics.jobs.labels(outcome="dead").inc()
+                event = self._failed_event(job_id, error, attempt, retryable=False)
+                dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
+        written = self.redis.call(
+            lambda: self.outcomes.finish(
+                lease,
+                job_id,
+                event,
+                result=result if has_result_key else None,
+                token=run.token if run else "",
+                dead_error=dead_error,
+            )
+        )
+        if run is not None:
+            self._untrack(run)
+        self.leases.release(lease)
+        if not written:
+            log.info("job had already ended elsewhere; this run's %s outcome was not written", result.status.value)
+            self.metrics.duplicates.inc()
+            return
+        self.metrics.observe_final(result)
         self.jobs_done += 1
-        log.info("job %s ended %s: %s", job_id, result.status.value, error.message)
+        if result.status == JobStatus.COMPLETED:
+            log.info("job completed in %.0f ms (cache hit: %s)", result.timings.total_ms, result.cache_hit)
+        else:
+            log.info("job ended %s: %s", result.status.value, result.error_message)
 
-    def _failed_event(self, job_id: str, error: JobError, entry: Entry, *, retryable: bool) -> BaseModel:
+    def _failed_event(self, job_id: str, error: JobError, attempt: int, *, retryable: bool) -> BaseModel:
         return self.events.stamp(
             JobFailedEvent,
             job_id=job_id,
             error_code=error.code,
             error_message=error.message,
             retryable=retryable,
-            attempt=entry.attempt,
+            attempt=attempt,
         )
 
-    def _should_retry(self, entry: Entry, error: JobError) -> bool:
-        if not error.retryable or entry.attempt >= self.settings.max_attempts:
-            return False
-        return not (error.code == ErrorCode.OUT_OF_MEMORY and entry.attempt >= 2)  # OOM: one retry at most
+    # -- bookkeeping --------------------------------------------------------------------------------------
+    def _track(self, run: Run) -> None:
+        with self._runs_lock:
+            self._runs[id(run.lease)] = run
 
-    # -- Redis plumbing ---------------------------------------------------------------------------------------
-    def _transaction(self, write: Callable[[Any], object]) -> None:
-        def run() -> None:
-            pipe = self.client.pipeline(transaction=True)
-            write(pipe)
-            pipe.execute()
+    def _untrack(self, run: Run) -> None:
+        with self._runs_lock:
+            self._runs.pop(id(run.lease), None)
 
-        self._with_reconnect(run)
+    def _forget(self, lease: Lease) -> None:
+        """After a bookkeeping bug: stop renewing its job lock but keep the entry ours (it stays pending and is
+        taken over or recovered later)."""
+        with self._runs_lock:
+            self._runs.pop(id(lease), None)
 
-    def _with_reconnect(self, call: Callable[[], T]) -> T:
-        """Retry a Redis call through outages and restarts (recreating groups lost with the data)."""
-        delay = 0.2
-        while True:
-            try:
-                return call()
-            except REDIS_ERRORS as exc:
-                log.warning("redis unavailable (%s); retrying in %.1f s", exc, delay)
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("consumer group missing (redis lost its data?); recreating it")
-                self.stream.ensure_groups()
-                continue
-            if self.shutdown.immediate:
-                raise ImmediateShutdown
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    def _wait_for_finisher(self) -> None:
+        while self._finishing is not None and not self._finishing.done():
+            self.shutdown.check_immediate()
+            self.beat()
+            time.sleep(0.005)
+        if self._finishing is not None:
+            self._finishing.result()
+            self._finishing = None
 
     def _keepalive_loop(self) -> None:
+        """Refresh every owned entry and every held job lock until the worker has released them all, through a
+        graceful drain too. It survives any error: a dead keepalive would let other workers steal live jobs."""
         interval = self.settings.claim_idle_ms / 3000
-        while not self.shutdown.stopping.wait(interval):
-            with self._lock:
-                entries = list(self._in_flight.values())
-            entries += self.stream.held_entries()
+        while not self._leases_released.wait(interval):
             try:
-                self.stream.keepalive(entries)
-            except REDIS_ERRORS as exc:
-                log.warning("keepalive failed: %s", exc)
+                if self.shutdown.requested and not self.shutdown.immediate:
+                    self.leases.hand_back()
+                self.leases.keepalive()
+                with self._runs_lock:
+                    locks = [(run.job_id, run.token) for run in self._runs.values()]
+                self.gate.renew(locks)
+            except redis.RedisError as exc:
+                log.warning("keepalive failed (%s); trying again in %.1f s", exc, interval)
+            except Exception:
+                log.exception("keepalive failed; trying again in %.1f s", interval)
+
+    # -- affinity -----------------------------------------------------------------------------------------
+    def _uses_model_on_device(self, lease: Lease) -> bool:
+        """Affinity: does this job run on a model that needs no load or swap now?"""
+        model = self._model_of(lease)
+        return model is not None and self.runner.pool.is_ready(model)
+
+    def _model_of(self, lease: Lease) -> str | None:
+        """The model a waiting entry will run on, remembered per lease: waiting entries are looked at on every
+        pick, and their payloads (base images included) can be megabytes of JSON. Never raises."""
+        key = id(lease)
+        if key not in self._entry_models:
+            read = read_job(lease.payload, "unknown", self.settings.max_job_bytes)
+            try:
+                model = choose_model(read.envelope.params, self.runner.catalog) if read.envelope else None
+            except Exception:
+                model = None
+            self._entry_models[key] = model
+            while len(self._entry_models) > ENTRY_MODEL_MEMORY:
+                self._entry_models.popitem(last=False)
+        return self._entry_models[key]
 
     # -- health -----------------------------------------------------------------------------------------------
     def healthz(self) -> tuple[bool, dict[str, object]]:
+        """Alive: the loop shows progress (it beats while it waits for Redis too); Redis being down is not death."""
         age = self.heartbeat_age_s()
-        return (not self.ready or age < HEALTHY_HEARTBEAT_S), {"heartbeat_age_s": round(age, 1), "ready": self.ready}
+        state = self.state.current
+        looping = state in (WorkerState.READY, WorkerState.DRAINING)
+        alive = state is not WorkerState.DEFUNCT and (not looping or age < self.settings.heartbeat_timeout_s)
+        return alive, {"state": state.value, "heartbeat_age_s": round(age, 1)}
 
     def readyz(self) -> tuple[bool, dict[str, object]]:
         try:
             redis_ok = bool(self.client.ping())
-        except REDIS_ERRORS:
+        except redis.RedisError:
             redis_ok = False
         model_loaded = self.runner.pool.is_loaded(self.runner.catalog.defaults.model)
-        return (self.ready and redis_ok and model_loaded), {"redis": redis_ok, "model_loaded": model_loaded}
+        storage_ok, storage_detail = self._storage_ready()
+        ready = self.state.is_(WorkerState.READY) and redis_ok and model_loaded and storage_ok
+        detail: dict[str, object] = {
+            "state": self.state.current.value,
+            "redis": redis_ok,
+            "model_loaded": model_loaded,
+            "storage": storage_ok,
+        }
+        if storage_detail:
+            detail["storage_error"] = storage_detail
+        return ready, detail
 
-    def queue_depth(self, lane_stream: str) -> float:
-        """Entries not yet delivered to the group (lag) plus those delivered but not acknowledged."""
-        for group in self.client.xinfo_groups(lane_stream):
-            if group["name"] in (b"npc-workers", "npc-workers"):
-                return float((group.get("lag") or 0) + (group.get("pending") or 0))
-        return 0.0
-
-
-def error_json(error: JobError, job_id: str, attempt: int) -> str:
-    return json.dumps(
-        {"job_id": job_id, "error_code": error.code.value, "error_message": error.message, "attempt": attempt}
-    )
+    def _storage_ready(self) -> tuple[bool, str]:
+        """The storage check, at most every STORAGE_RECHECK_S (a write and delete of a probe object)."""
+        checked_at, ok, detail = self._storage_checked
+        if time.monotonic() - checked_at >= STORAGE_RECHECK_S:
+            try:
+                self.runner.storage.check()
+                ok, detail = True, ""
+            except (StorageConfigError, JobError) as exc:
+                ok, detail = False, str(exc)
+            self._storage_checked = (time.monotonic(), ok, detail)
+        return ok, detail
 
 
 def watch_metrics(service: Worker) -> None:
-    for lane in LANES_BY_PRIORITY:
-        service.metrics.watch_queue(lane.value, _depth_reader(service, service.names.lane(lane)))
-    service.metrics.watch_residency(lambda: dict(service.runner.pool.residency.stats))
-    service.metrics.watch_device_memory(
-        lambda: float(torch.cuda.memory_allocated()) if torch.cuda.is_available() else 0.0,
-        lambda: float(torch.cuda.memory_reserved()) if torch.cuda.is_available() else 0.0,
-    )
+    """Scrape-time readings: queue figures from Redis, heartbeat, model counts, device memory."""
+    from worker.queue.depth import read_queue
 
-
-def _depth_reader(service: Worker, stream: str) -> Callable[[], float]:
-    def read() -> float:
-        try:
-            return service.queue_depth(stream)
-        except (redis.RedisError, OSError):
-            return float("nan")
-
-    return read
+    metrics = service.metrics
+    metrics.watch_heartbeat(service.last_beat)
+    metrics.watch_queue(lambda: read_queue(service.client, service.names), [lane.value for lane in LANES_BY_PRIORITY])
+    metrics.watch_model_counts(service.runner.pool.counts)
+    metrics.watch_device_memory(service.runner.pool.device_memory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,10 +72,20 @@ class Settings(BaseSettings):
     prefix: str = Field(default="npc", pattern=r"^[A-Za-z0-9_.-]+$", description="key prefix of streams and keys")
     consumer: str | None = Field(default=None, description="consumer name; default stable per host and device")
     claim_idle_ms: int = Field(default=60_000, ge=1_000, description="take over entries idle this long")
-    max_attempts: int = Field(default=3, ge=1, description="deliveries before a job goes to the dead stream")
+    max_attempts: int = Field(default=3, ge=1, description="runs of a job started before it goes to the dead stream")
     retry_backoff_ms: int = Field(default=2_000, ge=0, description="first retry delay; doubles per attempt")
     block_ms: int = Field(default=2_000, ge=10, description="longest blocking XREADGROUP wait")
     result_ttl_s: int = Field(default=7 * 24 * 3600, ge=1, description="lifetime of npc:result:{job_id}")
+    completion_ttl_s: int = Field(
+        default=24 * 3600, ge=1, description="lifetime of npc:done:{job_id}, the list a client can block on"
+    )
+    dead_maxlen: int = Field(default=10_000, ge=1, description="approximate MAXLEN of npc:jobs:dead")
+    max_job_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest job payload read; larger entries fail invalid_params"
+    )
+    heartbeat_timeout_s: float = Field(
+        default=300.0, gt=0, description="/healthz fails once the loop has not beaten for this long (hung loop)"
+    )
     events_maxlen: int = Field(default=100_000, ge=1, description="approximate MAXLEN of the events stream")
     events_channel: str | None = Field(default=None, description="also PUBLISH every event on this channel")
     progress_interval_ms: int = Field(default=250, ge=0, description="least time between progress events of a job")
@@ -85,6 +95,9 @@ class Settings(BaseSettings):
     affinity_max_skips: int = Field(default=3, ge=0, description="times an entry may be passed over by affinity")
     http_host: str = Field(default="0.0.0.0", description="address of /healthz, /readyz, /metrics")
     http_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the HTTP server")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines, or one JSON object per line with job_id, lane, attempt, model"
+    )
 
     @field_validator("device")
     @classmethod

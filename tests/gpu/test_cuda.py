@@ -6,8 +6,8 @@ Written without a GPU at hand (none was lent to this task): run them on a GPU no
 from __future__ import annotations
 
 import pytest
-from npc_video_client.contract import JobStatus
 
+from npc_video_client.contract import JobStatus
 from tests.support.jobs import envelope
 from tests.support.video import path_of
 

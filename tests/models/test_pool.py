@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from npc_video_client.contract import JobResult, JobStatus
 from pydantic import ValidationError
 
 from models.catalog import CatalogError, load_catalog
 from models.residency import weight_bytes
 from models.tiny import build_wan_i2v
+from npc_video_client.contract import JobResult, JobStatus
 from tests.support.jobs import envelope
 from worker.jobs import JobRunner
 from worker.settings import Settings

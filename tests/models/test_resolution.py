@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from npc_video_client.contract import ErrorCode, NpcResponseParams
-from npc_video_client.errors import JobError
 
 from models.catalog import Catalog, load_catalog
 from models.resolution import resolve
+from npc_video_client.contract import ErrorCode, NpcResponseParams
+from npc_video_client.errors import JobError
 from pipelines.prompt import default_seed
 
 SQUARE = (512, 512)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import torch
-from npc_video_client.contract import JobStatus
 
 from models.catalog import CatalogError, load_catalog
 from models.speed import SpeedSettings
+from npc_video_client.contract import JobStatus
 from tests.support.catalogs import tiny_catalog_text, write_catalog
 from tests.support.jobs import envelope
 from worker.jobs import JobRunner

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from npc_video_client.contract import JobResult, JobStatus
 
+from npc_video_client.contract import JobResult, JobStatus
 from tests.support.catalogs import write_catalog
 from tests.support.video import decode_mp4, path_of
 from worker.jobs import JobRunner

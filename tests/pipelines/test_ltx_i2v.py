@@ -7,7 +7,8 @@ import pytest
 
 from models.tiny import build_ltx_i2v
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner, SilentHooks, parse_envelope
+from worker.jobs import JobRunner, SilentHooks
+from worker.payload import parse_envelope
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from npc_video_client.contract import ErrorCode, JobStatus, NpcResponseParams
 from PIL import Image
 
 from models.resolution import resolve
 from models.tiny import build_svd, write_tiny_wan_lora
+from npc_video_client.contract import ErrorCode, JobStatus, NpcResponseParams
 from pipelines.svd import SVD, motion_bucket_id
 from tests.support.jobs import envelope, params
 from worker.jobs import JobRunner

@@ -1,4 +1,5 @@
-"""A real redis-server on a free loopback port, with AOF so a restart keeps streams and groups."""
+"""A real redis-server on a free loopback port: with AOF so a restart keeps streams and groups, or (persistent=False)
+like a cache that loses everything when it restarts."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, persistent: bool = True) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,7 +44,7 @@ class RedisServer:
                 "--dir",
                 str(self.directory),
                 "--appendonly",
-                "yes",
+                "yes" if self.persistent else "no",
                 "--appendfsync",
                 "always",
                 "--save",

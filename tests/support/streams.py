@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import redis
+
 from npc_video_client.names import GROUP, StreamNames
 
 
@@ -37,3 +38,20 @@ def create_groups(client: redis.Redis, names: StreamNames) -> None:
     """What a worker does at start, for tests that play a consumer before any worker runs."""
     for stream in names.lanes:
         client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+
+
+FINAL_EVENTS = ("job:completed", "job:failed", "job:expired", "job:cancelled")
+
+
+def final_events(client: redis.Redis, names: StreamNames, job_id: str) -> list[dict[str, Any]]:
+    """The job's final events (a retryable job:failed is not final)."""
+    return [
+        event
+        for event in events(client, names, job_id)
+        if event["type"] in FINAL_EVENTS and not (event["type"] == "job:failed" and event["retryable"])
+    ]
+
+
+def runs(client: redis.Redis, names: StreamNames, job_id: str) -> list[tuple[str, int]]:
+    """(worker, attempt) of every run of the job that got as far as its processing event."""
+    return [(e["worker"], e["attempt"]) for e in events(client, names, job_id) if e["type"] == "job:processing"]

@@ -27,7 +27,7 @@ class WorkerProcess:
             NPC_WORKER_HTTP_HOST="127.0.0.1",
             HF_HUB_OFFLINE="1",
         )
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")  # a restart under the same name appends
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
         )

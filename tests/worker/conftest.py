@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import redis
+
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.names import StreamNames
-
 from tests.support.redis_server import RedisServer
+from tests.support.worker_process import WorkerProcess
 from worker.metrics import WorkerMetrics
 from worker.queue.connection import connect
 from worker.runtime import build_runner
@@ -105,3 +106,28 @@ def start_worker(
     for handle in running:
         if handle.thread.is_alive():
             handle.stop()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, catalog_path: Path, redis_server: RedisServer) -> Iterator[Callable[..., WorkerProcess]]:
+    """`spawn(consumer, **settings)`: `npc-worker serve` as a real child process (killed at the end)."""
+    started: list[WorkerProcess] = []
+
+    def start(consumer: str, **overrides: Any) -> WorkerProcess:
+        settings = {
+            "catalog": catalog_path,
+            "device": "cpu",
+            "storage_url": f"file://{tmp_path / 'outputs'}",
+            "redis_url": redis_server.url,
+            "block_ms": 200,
+            "claim_idle_ms": 3000,
+            "progress_interval_ms": 0,
+        }
+        settings.update(overrides)
+        worker = WorkerProcess(tmp_path, consumer, **settings)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()

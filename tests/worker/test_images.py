@@ -10,10 +10,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from npc_video_client.contract import ErrorCode
-from npc_video_client.errors import JobError
 from PIL import Image
 
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 from tests.support.jobs import data_uri, png_bytes
 from worker.images import decode_image, fit_image, load_base_image, read_image_source
 from worker.settings import Settings
@@ -195,11 +195,12 @@ def test_path_inside_any_of_several_roots_loads(tmp_path, inputs):
     assert load_base_image(str(inputs / "face.png"), config).size == (32, 48)
 
 
-def test_path_outside_the_roots_is_refused_naming_them(tmp_path, inputs):
+def test_path_outside_the_roots_is_refused_without_naming_server_paths(tmp_path, inputs):
     outside = tmp_path / "secret.png"
     outside.write_bytes(png_bytes())
     message = invalid_image(str(outside), settings(input_roots=[inputs]))
-    assert "outside the allowed input roots" in message and str(inputs) in message
+    assert "outside the allowed input roots" in message and "NPC_WORKER_INPUT_ROOTS" in message
+    assert str(inputs) not in message
 
 
 def test_dot_dot_escape_from_a_root_is_refused(tmp_path, inputs):
@@ -210,7 +211,7 @@ def test_dot_dot_escape_from_a_root_is_refused(tmp_path, inputs):
 
 def test_without_roots_every_job_path_is_refused(inputs):
     message = invalid_image(str(inputs / "face.png"), settings())
-    assert "none configured" in message and "NPC_WORKER_INPUT_ROOTS" in message
+    assert "none (set NPC_WORKER_INPUT_ROOTS)" in message
 
 
 def test_trusted_catalog_paths_need_no_root(inputs):
@@ -236,6 +237,29 @@ def test_oversized_local_file_is_refused(inputs):
 def test_local_file_that_is_not_an_image_is_refused(inputs):
     (inputs / "notes.png").write_text("hello")
     assert "cannot be decoded" in invalid_image(str(inputs / "notes.png"), settings(input_roots=[inputs]))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "face\x00.png",  # NUL byte: the OS refuses it (ValueError)
+        "x" * 300 + ".png",  # a component longer than NAME_MAX (ENAMETOOLONG)
+        "~nosuchuser/face.png",  # never expanded: no lookup of a user that does not exist...
+        "~root/.bashrc",  # ...nor of one that does (it would read the password database)
+        "/proc/self/mem/../../../etc/passwd",
+    ],
+)
+def test_hostile_job_paths_are_invalid_image_and_never_expanded(inputs, source):
+    message = invalid_image(source, settings(input_roots=[inputs]))
+    assert message.startswith("npc_base_image ")
+    assert "root:x:" not in message  # no file content ever comes back
+
+
+def test_home_directory_paths_are_taken_literally_inside_a_root(inputs, monkeypatch):
+    (inputs / "~alice").mkdir()
+    (inputs / "~alice" / "face.png").write_bytes(png_bytes())
+    monkeypatch.chdir(inputs)
+    assert load_base_image("~alice/face.png", settings(input_roots=[inputs])).size == (96, 64)
 
 
 @pytest.mark.parametrize("source", ["gopher://example.com/x.png", "ftp://example.com/x.png"])

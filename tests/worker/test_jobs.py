@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from npc_video_client.contract import ErrorCode, JobStatus
 
+from npc_video_client.contract import ErrorCode, JobStatus
 from pipelines import families
 from pipelines.wan_i2v import WAN_I2V
 from tests.support.failing_pipelines import OutOfMemoryWanPipeline

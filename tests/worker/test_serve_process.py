@@ -5,41 +5,11 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
-import pytest
 from npc_video_client.contract import JobStatus
-
 from tests.support.jobs import envelope
 from tests.support.streams import events, pending_count
 from tests.support.waiting import wait_until
-from tests.support.worker_process import WorkerProcess
-
-
-@pytest.fixture
-def spawn(tmp_path: Path, catalog_path: Path, redis_server) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(consumer: str, **overrides: Any) -> WorkerProcess:
-        settings = {
-            "catalog": catalog_path,
-            "device": "cpu",
-            "storage_url": f"file://{tmp_path / 'outputs'}",
-            "redis_url": redis_server.url,
-            "block_ms": 200,
-            "claim_idle_ms": 3000,
-            "progress_interval_ms": 0,
-        }
-        settings.update(overrides)
-        worker = WorkerProcess(tmp_path, consumer, **settings)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.close()
 
 
 def test_kill_9_mid_job_another_worker_completes_it_once(spawn, producer, redis_client, names):
@@ -112,17 +82,27 @@ def test_health_readiness_and_metrics_endpoints(spawn, producer, redis_server):
     worker = spawn("observed")
     worker.wait_ready()
     assert worker.get("/healthz")[0] == 200
+    before = worker.get("/metrics")[1].decode()
+    assert 'npc_jobs_total{error_code="",outcome="completed"} 0.0' in before  # every series exists from the start
+    assert 'npc_jobs_total{error_code="storage_error",outcome="failed"} 0.0' in before
+    assert 'npc_worker_state{state="ready"} 1.0' in before
     producer.submit(envelope("measured"))
     producer.wait("measured", timeout_s=60)
     status, body = worker.get("/metrics")
     text = body.decode()
     assert status == 200
-    assert 'npc_jobs_total{outcome="completed"} 1.0' in text
-    assert 'npc_job_phase_seconds_count{phase="generate",preset="realtime"} 1.0' in text
+    assert 'npc_jobs_total{error_code="",outcome="completed"} 1.0' in text
+    assert 'npc_job_phase_seconds_count{model="tiny-wan",phase="generate",preset="realtime"} 1.0' in text
     assert 'npc_queue_depth{lane="normal"} 0.0' in text
-    assert "npc_jobs_in_flight 0.0" in text and "npc_device_memory_bytes" in text
+    assert "npc_redis_up 1.0" in text and "npc_dead_letters 0.0" in text
+    assert "npc_jobs_in_flight 0.0" in text and 'npc_device_memory_bytes{kind="peak"}' in text
     assert 'npc_model_disk_loads_total{model="tiny-wan"} 1.0' in text
+    assert "npc_build_info{" in text and "process_cpu_seconds_total" in text and "python_info" in text
     redis_server.stop()
     assert worker.get("/readyz")[0] == 503
     assert worker.get("/healthz")[0] == 200  # alive: it waits for Redis to come back
+    during_outage = worker.get("/metrics")
+    assert during_outage[0] == 200
+    assert "npc_redis_up 0.0" in during_outage[1].decode()
+    assert 'npc_queue_depth{lane="normal"} NaN' in during_outage[1].decode()
     assert worker.get("/nope")[0] == 404

@@ -7,9 +7,9 @@ import time
 from dataclasses import replace
 
 import pytest
+
 from npc_video_client.contract import ErrorCode, JobStatus
 from npc_video_client.names import GROUP
-
 from pipelines import families
 from pipelines.wan_i2v import WAN_I2V
 from tests.support.failing_pipelines import OutOfMemoryWanPipeline
@@ -83,15 +83,19 @@ def test_invalid_params_store_a_failed_result(start_worker, producer, redis_clie
     assert "params.intensity" in result.error_message
 
 
-def test_duplicate_delivery_does_not_generate_twice(start_worker, producer, redis_client, names):
-    start_worker()
+def test_a_duplicate_entry_of_an_ended_job_is_acknowledged_without_a_second_final_event(
+    start_worker, producer, redis_client, names
+):
+    worker = start_worker()
     producer.submit(envelope("dup"))
     first = producer.wait("dup", timeout_s=60)
     producer.submit(envelope("dup"))
-    wait_until(lambda: event_types(redis_client, names, "dup").count("job:completed") == 2, what="re-emit")
+    wait_until(lambda: redis_client.llen(names.done("dup")) == 2, what="stored result pushed again for waiters")
+    wait_until(lambda: pending_count(redis_client, names) == 0, what="ack")
+    assert event_types(redis_client, names, "dup").count("job:completed") == 1
     assert event_types(redis_client, names, "dup").count("job:processing") == 1
     assert producer.result("dup") == first
-    wait_until(lambda: pending_count(redis_client, names) == 0, what="ack")
+    assert worker.service.metrics.duplicates._value.get() == 1
 
 
 def test_expired_deadline_is_dropped_with_job_expired(start_worker, producer, redis_client, names):
@@ -171,21 +175,34 @@ def test_entry_of_a_dead_consumer_is_taken_over(start_worker, producer, redis_cl
     result = producer.wait("orphan", timeout_s=60)
     assert result.status == JobStatus.COMPLETED
     processing = [e for e in events(redis_client, names, "orphan") if e["type"] == "job:processing"]
-    assert processing[0]["attempt"] == 2
+    assert processing[0]["attempt"] == 1  # read by a consumer that died before running it: this is the first run
     wait_until(lambda: pending_count(redis_client, names) == 0, what="ack")
 
 
-def test_entry_delivered_too_often_goes_dead(start_worker, producer, redis_client, names):
+def test_a_job_whose_runs_all_died_goes_dead_after_max_attempts(start_worker, producer, redis_client, names):
     create_groups(redis_client, names)
     producer.submit(envelope("cursed"))
+    redis_client.set(names.attempts("cursed"), 3)  # three runs started before, each one's worker died
+    start_worker(max_attempts=3)
+    result = producer.wait("cursed", timeout_s=60)
+    assert result.status == JobStatus.FAILED
+    assert "gave up after 3 runs started" in result.error_message
+    assert len(dead_letters(redis_client, names)) == 1
+    assert not redis_client.exists(names.attempts("cursed"))  # the final write clears the counter
+
+
+def test_deliveries_without_runs_do_not_count_as_attempts(start_worker, producer, redis_client, names):
+    create_groups(redis_client, names)
+    producer.submit(envelope("innocent"))
     stream = names.lane("normal")
     entry_id = redis_client.xreadgroup(GROUP, "ghost", {stream: ">"}, count=1)[0][1][0][0]
-    for _ in range(3):
+    for _ in range(5):  # read-ahead and take-overs raise Redis's delivery count, not the attempt number
         redis_client.xclaim(stream, GROUP, "ghost", 0, [entry_id])
     start_worker(claim_idle_ms=1_000, max_attempts=3)
-    result = producer.wait("cursed", timeout_s=60)
-    assert result.status == JobStatus.FAILED and "gave up after 4 deliveries" in result.error_message
-    assert len(dead_letters(redis_client, names)) == 1
+    result = producer.wait("innocent", timeout_s=60)
+    assert result.status == JobStatus.COMPLETED, result.error_message
+    assert [e["attempt"] for e in events(redis_client, names, "innocent") if e["type"] == "job:processing"] == [1]
+    assert dead_letters(redis_client, names) == []
 
 
 def test_own_pending_entries_are_recovered_first_after_restart(start_worker, producer, redis_client, names):

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
 from pydantic import TypeAdapter
 
+from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
 from worker.cli.app import app
 
 

@@ -6,8 +6,8 @@ import os
 from typing import Annotated
 
 import typer
-from npc_video_client.contract import JobStatus
 
+from npc_video_client.contract import JobStatus
 from worker.cli.app import app
 from worker.cli.options import settings_from
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from npc_video_client.contract import JobStatus
 
+from npc_video_client.contract import JobStatus
 from worker.cli.app import app
 from worker.cli.options import CatalogOption, DeviceOption, StorageOption, read_job_file, settings_from, start_up
 

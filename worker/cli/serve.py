@@ -16,8 +16,8 @@ def serve(catalog: CatalogOption = None, device: DeviceOption = None, storage_ur
     from worker.runtime import build_worker
     from worker.shutdown import ShutdownFlag
 
-    configure_logging()
     settings = settings_from(catalog=catalog, device=device, storage_url=storage_url)
+    configure_logging(log_format=settings.log_format)
     shutdown = ShutdownFlag()
     shutdown.install()
     service = start_up(lambda s: build_worker(s, shutdown), settings)

@@ -16,10 +16,10 @@ from ipaddress import ip_address
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from npc_video_client.contract import ErrorCode
-from npc_video_client.errors import JobError
 from urllib3.exceptions import HTTPError, SSLError
 
+from npc_video_client.contract import ErrorCode
+from npc_video_client.errors import JobError
 from worker.fetch.netguard import IPAddress, refusal
 from worker.settings import Settings
 

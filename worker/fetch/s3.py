@@ -11,9 +11,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
-
 from worker.settings import Settings
 from worker.storage.s3 import describe_boto_error, make_s3_client, parse_s3_url
 

@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 import redis
+from pydantic import BaseModel
+
 from npc_video_client.clock import now_ms
 from npc_video_client.names import StreamNames
-from pydantic import BaseModel
 
 
 class EventWriter:

@@ -22,3 +22,8 @@ class Storage(Protocol):
     def url(self, key: str) -> str:
         """What a client fetches to play the object."""
         ...
+
+    def check(self) -> None:
+        """Write and delete a probe object; StorageConfigError naming the problem when that fails (at start and
+        from /readyz, so an unwritable location is found before the first job)."""
+        ...

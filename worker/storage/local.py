@@ -1,14 +1,26 @@
-"""A local directory: atomic writes (temp file in the same folder, then rename), file:// URLs."""
+"""A local directory: atomic writes (temp file in the same folder, then rename), file:// URLs.
+
+A write goes to `.partial-*` beside its target first; a worker killed mid-write leaves that file behind, so
+`check` (at start and from /readyz) deletes partial files older than PARTIAL_MAX_AGE_S, which no live write
+takes that long to finish.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
+from worker.storage.base import StorageConfigError
+
+log = logging.getLogger(__name__)
+PARTIAL_PREFIX = ".partial-"
+PARTIAL_MAX_AGE_S = 15 * 60
 
 
 class LocalStorage:
@@ -28,7 +40,7 @@ class LocalStorage:
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+            handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX)
             try:
                 with os.fdopen(handle, "wb") as temp, source.open("rb") as data:
                     shutil.copyfileobj(data, temp)
@@ -43,3 +55,25 @@ class LocalStorage:
 
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(dir=self.root, prefix=PARTIAL_PREFIX + "probe-")
+            os.close(handle)
+            Path(probe).unlink()
+        except OSError as exc:
+            raise StorageConfigError(
+                f"local storage {self.root} is not writable: {exc.strerror or exc} (NPC_WORKER_STORAGE_URL)"
+            ) from exc
+        self._sweep_partials()
+
+    def _sweep_partials(self) -> None:
+        cutoff = time.time() - PARTIAL_MAX_AGE_S
+        for partial in self.root.rglob(PARTIAL_PREFIX + "*"):
+            try:
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
+                    log.info("removed %s, left by a write that never finished", partial)
+            except OSError as exc:  # another worker removed it first, or it is not ours to remove
+                log.debug("could not remove %s: %s", partial, exc)

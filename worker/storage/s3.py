@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,9 +20,9 @@ from urllib.parse import quote, urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
-
 from worker.settings import Settings
 from worker.storage.base import StorageConfigError
 
@@ -176,3 +177,15 @@ class S3Storage:
             )
         except (BotoCoreError, ClientError) as exc:
             raise self._failure("presigning", key, exc) from exc
+
+    def check(self) -> None:
+        """Put and delete a probe object under the prefix (checks the bucket, the credentials and the network)."""
+        probe = self.object_key(f".npc-worker-probe-{uuid.uuid4().hex}")
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"probe", ContentType="text/plain")
+            self.client.delete_object(Bucket=self.bucket, Key=probe)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageConfigError(
+                f"object storage s3://{self.bucket}/{self.prefix} is not writable: {describe_boto_error(exc)} "
+                "(check NPC_WORKER_STORAGE_URL, NPC_WORKER_S3_ENDPOINT_URL and the AWS credentials)"
+            ) from exc

@@ -1,4 +1,4 @@
-"""The npc_response wire contract v1 (shared/CONTRACT.md) as pydantic models.
+"""The npc_response wire contract (docs/contract.md) as pydantic models.
 
 Producers may import this module: it depends on pydantic only, never on torch.
 Field names are exactly those producers already send; do not rename them.
@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from npc_video_client.messages import quote
 
 CONTRACT_VERSION = 1
 OPERATION_TYPE = "npc_response"
@@ -60,7 +62,8 @@ def parse_lora_ref(ref: str) -> tuple[str, float | None]:
     match = LORA_REF_PATTERN.match(ref.strip())
     if match is None:
         raise ValueError(
-            f"LoRA reference {ref!r} is not 'name' or 'name:weight' (name: letters, digits, . _ -; weight: a number)"
+            f"LoRA reference {quote(ref)} is not 'name' or 'name:weight' "
+            "(name: letters, digits, . _ -; weight: a number)"
         )
     weight_text = match.group("weight")
     if weight_text is None:
@@ -68,24 +71,39 @@ def parse_lora_ref(ref: str) -> tuple[str, float | None]:
     weight = float(weight_text)
     low, high = LORA_WEIGHT_RANGE
     if not low <= weight <= high:
-        raise ValueError(f"LoRA weight {weight} in {ref!r} is outside {low}..{high}")
+        raise ValueError(f"LoRA weight {weight} in {quote(ref)} is outside {low}..{high}")
     return match.group("name"), weight
 
 
-def _not_a_bool(value: Any) -> Any:
-    """JSON true/false would otherwise pass as 1/0 for numeric fields."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
+def _json_number(value: Any) -> Any:
+    """Numbers must be JSON numbers: pydantic would otherwise read true/false as 1/0 and "12" or "0.5" as numbers,
+    and a producer sending strings has a bug that a silent conversion hides (a string deadline expired jobs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a JSON number, not {_json_kind(value)}")
     return value
 
 
-NoBool = BeforeValidator(_not_a_bool)
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+JsonNumber = BeforeValidator(_json_number)
 
 
 class NpcResponseParams(BaseModel):
     """Parameters of an npc_response job. Unknown extra fields are ignored (forward compatibility)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     npc_id: Annotated[str, Field(min_length=1, max_length=256)]
     npc_name: Annotated[str, Field(min_length=1, max_length=256)]
@@ -93,19 +111,19 @@ class NpcResponseParams(BaseModel):
     expression: Annotated[str, Field(max_length=200)]
     emotion: Annotated[str, Field(max_length=200)]
     animation: Annotated[str, Field(max_length=200)]
-    intensity: Annotated[float, Field(ge=0.0, le=1.0), NoBool]
+    intensity: Annotated[float, Field(ge=0.0, le=1.0), JsonNumber]
     art_style: ArtStyle | None = None
     loras: Annotated[list[str], Field(max_length=8)] = Field(default_factory=list)
     prompt: Annotated[str | None, Field(max_length=2000)] = None
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
     quality_preset: QualityPreset = QualityPreset.FAST
-    width: Annotated[int, Field(ge=16, le=2048), NoBool] | None = None
-    height: Annotated[int, Field(ge=16, le=2048), NoBool] | None = None
-    fps: Annotated[int, Field(ge=1, le=60), NoBool] | None = None
-    duration: Annotated[float, Field(gt=0.0, le=20.0), NoBool] | None = None
-    steps: Annotated[int, Field(ge=1, le=200), NoBool] | None = None
-    cfg: Annotated[float, Field(ge=0.0, le=30.0), NoBool] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1), NoBool] | None = None
+    width: Annotated[int, Field(ge=16, le=2048), JsonNumber] | None = None
+    height: Annotated[int, Field(ge=16, le=2048), JsonNumber] | None = None
+    fps: Annotated[int, Field(ge=1, le=60), JsonNumber] | None = None
+    duration: Annotated[float, Field(gt=0.0, le=20.0), JsonNumber] | None = None
+    steps: Annotated[int, Field(ge=1, le=200), JsonNumber] | None = None
+    cfg: Annotated[float, Field(ge=0.0, le=30.0), JsonNumber] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1), JsonNumber] | None = None
 
     @field_validator("loras")
     @classmethod
@@ -118,13 +136,13 @@ class NpcResponseParams(BaseModel):
 class JobEnvelope(BaseModel):
     """One job: the JSON value of field `job` of a stream entry."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
     operation_type: Literal["npc_response"]
     params: NpcResponseParams
-    deadline: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), NoBool] | None = None
-    submitted_at: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), NoBool] | None = None
+    deadline: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), JsonNumber] | None = None
+    submitted_at: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), JsonNumber] | None = None
 
 
 class AppliedLora(BaseModel):
@@ -234,9 +252,9 @@ def describe_validation_error(error: ValidationError, root: str = "") -> str:
     problems = []
     for item in error.errors(include_url=False):
         path = ".".join(str(part) for part in (root, *item["loc"]) if part != "")
-        value = item.get("input")
-        shown = "" if item["type"] == "missing" else f" (got {value!r:.80})"
-        problems.append(f"{path or 'job'}: {item['msg']}{shown}")
+        shown = "" if item["type"] == "missing" else f" (got {quote(item.get('input'))})"
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{path or 'job'}: {message}{shown}")
     return "; ".join(problems)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from npc_video_client.contract import RETRYABLE_CODES, ErrorCode
+from npc_video_client.messages import MESSAGE_LIMIT, shorten
 
 
 class JobError(Exception):
-    """A failure with a contract error code and a message written for the producer."""
+    """A failure with a contract error code and a message written for the producer (at most MESSAGE_LIMIT
+    characters: it is stored in results, events and dead letters)."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        message = shorten(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.code = code
         self.message = message

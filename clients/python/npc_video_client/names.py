@@ -31,6 +31,13 @@ class StreamNames:
     def lanes(self) -> list[str]:
         return [self.lane(lane) for lane in LANES_BY_PRIORITY]
 
+    def lane_of(self, stream: str) -> Lane:
+        """The lane of a lane stream's key; ValueError for any other key."""
+        for lane in LANES_BY_PRIORITY:
+            if self.lane(lane) == stream:
+                return lane
+        raise ValueError(f"{stream} is not a lane stream of prefix {self.prefix!r}")
+
     @property
     def dead(self) -> str:
         return f"{self.prefix}:jobs:dead"
@@ -44,3 +51,16 @@ class StreamNames:
 
     def cancel(self, job_id: str) -> str:
         return f"{self.prefix}:cancel:{job_id}"
+
+    def done(self, job_id: str) -> str:
+        """The job's completion list: the worker pushes the final result here (with a TTL), so a client can block
+        on this one key (BLPOP / BLMOVE) instead of scanning the events stream."""
+        return f"{self.prefix}:done:{job_id}"
+
+    def attempts(self, job_id: str) -> str:
+        """The worker's count of runs started for a job (its attempt number); deleted by the final write."""
+        return f"{self.prefix}:attempts:{job_id}"
+
+    def running(self, job_id: str) -> str:
+        """The job lock: which run holds the job now (expires unless its worker keeps it alive)."""
+        return f"{self.prefix}:running:{job_id}"

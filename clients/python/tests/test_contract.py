@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
 from npc_video_client.contract import (
     RETRYABLE_CODES,
     ArtStyle,
@@ -29,8 +31,6 @@ from npc_video_client.contract import (
     peek_job_id,
 )
 from npc_video_client.errors import JobError
-from pydantic import TypeAdapter, ValidationError
-
 from tests.support.jobs import envelope
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(JobEvent)
@@ -121,7 +121,7 @@ def test_job_ids_in_the_pattern_are_accepted(job_id):
     [
         ({"intensity": 1.5}, ["params.intensity", "less than or equal to 1", "1.5"]),
         ({"intensity": -0.01}, ["params.intensity", "greater than or equal to 0"]),
-        ({"intensity": "high"}, ["params.intensity", "valid number", "'high'"]),
+        ({"intensity": "high"}, ["params.intensity", "must be a JSON number", '"high"']),
         (
             {"quality_preset": "ultra"},
             ["params.quality_preset", "'realtime', 'fast', 'balanced' or 'quality'", "ultra"],
@@ -150,7 +150,7 @@ def test_job_ids_in_the_pattern_are_accepted(job_id):
         ({"fps": 61}, ["params.fps", "less than or equal to 60"]),
         ({"duration": 0}, ["params.duration", "greater than 0"]),
         ({"duration": 20.5}, ["params.duration", "less than or equal to 20"]),
-        ({"duration": "long"}, ["params.duration", "valid number"]),
+        ({"duration": "long"}, ["params.duration", "must be a JSON number, not a string", '(got "long")']),
         ({"steps": 0}, ["params.steps", "greater than or equal to 1"]),
         ({"steps": 201}, ["params.steps", "less than or equal to 200"]),
         ({"cfg": -0.5}, ["params.cfg", "greater than or equal to 0"]),
@@ -232,7 +232,30 @@ def test_describe_validation_error_on_a_non_object_names_the_job():
 @pytest.mark.parametrize("change", [{"intensity": True}, {"steps": True}, {"cfg": False}, {"fps": True}])
 def test_booleans_are_not_numbers(change):
     (field,) = change
-    assert f"params.{field}" in problem(envelope(**change))
+    assert f"params.{field}: must be a JSON number, not true/false" in problem(envelope(**change))
+
+
+@pytest.mark.parametrize(
+    "field", ["intensity", "width", "height", "fps", "duration", "steps", "cfg", "seed", "deadline", "submitted_at"]
+)
+@pytest.mark.parametrize("value", ["0.5", "12", "123", "", "NaN", [1], {"n": 1}])
+def test_numbers_sent_as_anything_else_are_refused(field, value):
+    """A number in a string ("12") used to be converted silently; a string deadline then expired the job."""
+    body = envelope(**({} if field in ("deadline", "submitted_at") else {field: value}))
+    if field in ("deadline", "submitted_at"):
+        body[field] = value
+    message = problem(body)
+    assert field in message and "must be a JSON number" in message
+
+
+def test_not_a_number_and_infinity_are_refused():
+    for value in (math.nan, math.inf, -math.inf):
+        assert "params.cfg" in problem(envelope(cfg=value))
+
+
+def test_messages_quote_values_as_json():
+    assert '(got true)' in problem(envelope(steps=True))
+    assert '(got "fast!")' in problem(envelope(quality_preset="fast!"))
 
 
 # -- peek_job_id -----------------------------------------------------------------------------------------

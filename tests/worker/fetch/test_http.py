@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from npc_video_client.contract import ErrorCode, JobStatus
 from npc_video_client.errors import JobError
-
 from tests.support.image_server import Route, serve_images
 from tests.support.jobs import data_uri, envelope, png_bytes
 from worker.fetch import fetch_remote

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from npc_video_client.contract import ErrorCode, JobStatus
 from npc_video_client.errors import JobError
-
 from tests.support.jobs import data_uri, envelope, png_bytes
 from worker.images import read_image_source
 from worker.settings import Settings

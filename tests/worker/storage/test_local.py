@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
-
 from tests.support.video import path_of
 from worker.storage.local import LocalStorage
 

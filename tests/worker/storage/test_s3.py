@@ -10,9 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from npc_video_client.contract import RETRYABLE_CODES, ErrorCode, JobStatus, QualityPreset
 from npc_video_client.errors import JobError
-
 from tests.support.jobs import envelope
 from tests.support.seaweed import SeaweedServer
 from tests.support.video import decode_mp4

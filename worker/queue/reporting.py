@@ -1,0 +1,79 @@
+"""What a running job tells Redis and asks of it: processing and progress events, cancellation, at every step.
+
+A Redis outage during generation does not fail the job: these intermediate events and checks are skipped with a
+warning (and not tried again for a short while, so an outage cannot stall every step); the terminal write waits
+for Redis to come back instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from npc_video_client.contract import JobProcessingEvent, JobProgressEvent, QualityPreset
+from worker.logs import add_log_context
+from worker.queue.events import EventWriter, ProgressThrottle
+
+log = logging.getLogger(__name__)
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+REDIS_RETRY_AFTER_S = 2.0
+
+
+class RedisJobHooks:
+    def __init__(
+        self,
+        events: EventWriter,
+        client: redis.Redis,
+        cancel_key: str,
+        job_id: str,
+        attempt: int,
+        *,
+        progress_interval_ms: int,
+        on_step: Callable[[], None],
+    ) -> None:
+        self.events = events
+        self.client = client
+        self.cancel_key = cancel_key
+        self.job_id = job_id
+        self.attempt = attempt
+        self.throttle = ProgressThrottle(progress_interval_ms)
+        self.on_step = on_step
+        self._redis_down_until = 0.0
+
+    def processing(self, model: str, preset: QualityPreset) -> None:
+        add_log_context(model=model)
+        event = self.events.stamp(
+            JobProcessingEvent, job_id=self.job_id, attempt=self.attempt, model=model, preset=preset
+        )
+        self._best_effort(lambda: self.events.emit(event))
+
+    def progress(self, step: int, total_steps: int) -> None:
+        self.on_step()
+        if self.throttle.due(step, total_steps):
+            event = self.events.stamp(
+                JobProgressEvent,
+                job_id=self.job_id,
+                step=step,
+                total_steps=total_steps,
+                progress=round(step / total_steps, 4),
+            )
+            self._best_effort(lambda: self.events.emit(event))
+
+    def cancel_requested(self) -> bool:
+        self.on_step()
+        return bool(self._best_effort(lambda: self.client.exists(self.cancel_key)))
+
+    def _best_effort(self, call: Callable[[], object]) -> object:
+        if time.monotonic() < self._redis_down_until:
+            return None
+        try:
+            return call()
+        except REDIS_ERRORS as exc:
+            self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            log.warning(
+                "redis unavailable mid-job (%s); events and cancel checks paused for %.0f s", exc, REDIS_RETRY_AFTER_S
+            )
+            return None

@@ -17,6 +17,7 @@ from models.synthetic.recipe import Scale
 from models.synthetic.registry import SYNTHETIC_MODELS, lookup
 from npc_video_client.contract import LORA_WEIGHT_RANGE, ArtStyle, QualityPreset, parse_lora_ref
 from pipelines.families import FAMILIES
+from pipelines.timing import DEFAULT_MOTION, Motion
 
 Dtype = Literal["float32", "float16", "bfloat16"]
 # "model": whole components move to the device when they run; "group": layer by layer (least memory).
@@ -53,6 +54,7 @@ class PresetOverride(_Strict):
     fps: Annotated[int | None, Field(ge=1, le=120)] = None
     steps: Annotated[int | None, Field(ge=1, le=500)] = None
     cfg: Annotated[float | None, Field(ge=0.0, le=50.0)] = None
+    motion: Motion | None = None
     loras: list[str] = Field(default_factory=list)
 
     _refs = field_validator("loras")(_check_lora_refs)
@@ -75,6 +77,7 @@ class ModelEntry(_Strict):
     synthetic_scale: Scale | None = None
     dtype: Dtype = "bfloat16"
     offload: Offload = "none"
+    motion: Motion = DEFAULT_MOTION  # frame timing (pipelines.timing); a preset override may change it
     speed: SpeedSettings = Field(default_factory=SpeedSettings)
     presets: dict[QualityPreset, PresetOverride] = Field(default_factory=dict)
 
@@ -279,3 +282,49 @@ def load_catalog(path: Path) -> Catalog:
     )
     _check_references(catalog, path)
     return catalog
+
+
+def check_model_paths(catalog: Catalog) -> None:
+    """Refuse, before any job, a model whose weights are not there: every `path` must be a diffusers-format
+    directory (with model_index.json) or the id of a Hugging Face repository already in the local cache (nothing
+    is downloaded). Synthetic entries have no files. Called at worker start-up, not by load_catalog, so a catalog
+    can be validated on a machine without the weights (CI, the deploy tests)."""
+    source = catalog.source or Path("catalog")
+    for name, entry in catalog.models.items():
+        if entry.synthetic is not None:
+            continue
+        path = Path(entry.path)
+        key = f"models.{name}.path"
+        if path.is_absolute():
+            if not path.is_dir():
+                raise _error(
+                    source,
+                    key,
+                    f"directory {path} does not exist; mount the weights there or fix the path "
+                    "(relative paths resolve against the catalog's folder)",
+                )
+            if not (path / "model_index.json").is_file():
+                raise _error(
+                    source,
+                    key,
+                    f"{path} has no model_index.json; a diffusers-format checkpoint directory is expected "
+                    "(e.g. from `hf download <repo> --local-dir DIR`)",
+                )
+        elif not _in_hub_cache(entry.path):
+            raise _error(
+                source,
+                key,
+                f"{entry.path!r} is neither a directory next to the catalog ({source.parent / entry.path} does not "
+                "exist) nor a Hugging Face repository in the local cache (nothing is downloaded); "
+                "give a directory of weights",
+            )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "model_index.json")
+    except ValueError:  # not a valid repository id at all
+        return False
+    return isinstance(found, str)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from models.speed import apply_speed
 from npc_video_client.clock import Stopwatch
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
+from npc_video_client.messages import quote
 from pipelines.families import FAMILIES
 from pipelines.family import Family
 
@@ -60,6 +62,9 @@ class ModelPool:
     _loaded: dict[str, LoadedModel] = field(default_factory=dict)
     _identities: dict[str, str] = field(default_factory=dict)  # taken when a model is loaded: what it runs with
     residency: Residency = field(init=False)
+    # time.monotonic() when the disk load in progress began, else None: read by /healthz from another thread, since
+    # the worker loop cannot beat while a checkpoint is read (minutes for a cold 14B model)
+    loading_since: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.residency = Residency(self.device, self.device_memory_budget)
@@ -68,7 +73,11 @@ class ModelPool:
         loaded = self._loaded.get(name)
         if loaded is None:
             identity = self.identity(name)  # taken before the files are read: what this load runs with
-            loaded = self._load(name)
+            self.loading_since = time.monotonic()
+            try:
+                loaded = self._load(name)
+            finally:
+                self.loading_since = None
             self._loaded[name] = loaded
             self._identities[name] = identity
             return Acquired(loaded, load_ms=loaded.load_ms)
@@ -101,7 +110,7 @@ class ModelPool:
             return known
         entry = self.catalog.models.get(name)
         if entry is None:
-            raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {name!r} is not in the catalog")
+            raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {quote(name)} is not in the catalog")
         return model_identity(entry)
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -142,7 +151,7 @@ class ModelPool:
 
         entry = self.catalog.models.get(name)
         if entry is None:
-            raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {name!r} is not in the catalog")
+            raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {quote(name)} is not in the catalog")
         family = FAMILIES[entry.family]
         pipeline_class = _pipeline_class(family.pipeline_class, diffusers)
         clock = Stopwatch()
@@ -164,4 +173,7 @@ class ModelPool:
         self.residency.add(name, pipe, self_managed)
         load_ms = clock.ms()
         log.info("loaded model %s (%s) from %s onto %s in %.0f ms", name, family.name, entry.path, self.device, load_ms)
-        return LoadedModel(name, family, pipe, AdapterCache(pipe, name, self.lora_cache_size, family), load_ms)
+        adapters = AdapterCache(
+            pipe, name, self.lora_cache_size, family, slots=entry.speed.lora_slots, rank=entry.speed.lora_rank
+        )
+        return LoadedModel(name, family, pipe, adapters, load_ms)

@@ -1,6 +1,7 @@
 """Turn validated params + catalog + base image size into the exact request that runs and is reported.
 
 Precedence (docs/contract.md section 2): explicit job params > the model's per-preset override > the preset table.
+Frame timing (`motion`, pipelines.timing): the model's per-preset override > the model's entry > native.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from models.catalog import Catalog, PresetOverride, StyleEntry
 from models.identity import file_digest
 from npc_video_client.contract import ErrorCode, NpcResponseParams, parse_lora_ref
 from npc_video_client.errors import JobError
+from npc_video_client.messages import quote
 from pipelines.families import FAMILIES
 from pipelines.family import Family
 from pipelines.grid import fit_area, snap_side
@@ -58,11 +60,13 @@ def _loras(
         entry = catalog.loras.get(name)
         if entry is None:
             known = ", ".join(sorted(catalog.loras)) or "none"
-            raise JobError(ErrorCode.UNKNOWN_LORA, f"LoRA {name!r} is not in the catalog (known: {known})")
+            raise JobError(ErrorCode.UNKNOWN_LORA, f"LoRA {quote(name)} is not in the catalog (known: {known})")
         chosen.pop(name, None)
         chosen[name] = entry.weight if weight is None else weight
     if chosen and not family.supports_loras:
-        raise JobError(ErrorCode.INVALID_PARAMS, f"model family {family.name!r} does not take LoRAs: remove 'loras'")
+        raise JobError(
+            ErrorCode.INVALID_PARAMS, f"model family {quote(family.name)} does not take LoRAs: remove 'loras'"
+        )
     return tuple(
         LoraChoice(name, weight, catalog.loras[name].path, _digest(name, catalog)) for name, weight in chosen.items()
     )
@@ -72,9 +76,8 @@ def _digest(name: str, catalog: Catalog) -> str:
     try:
         return file_digest(catalog.loras[name].path)
     except OSError as exc:
-        raise JobError(
-            ErrorCode.INTERNAL_ERROR, f"LoRA {name!r}: its file cannot be read ({exc.strerror or type(exc).__name__})"
-        ) from exc
+        reason = exc.strerror or type(exc).__name__
+        raise JobError(ErrorCode.INTERNAL_ERROR, f"LoRA {quote(name)}: its file cannot be read ({reason})") from exc
 
 
 def _size(
@@ -110,7 +113,7 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
     model_name = choose_model(params, catalog)
     model = catalog.models.get(model_name)
     if model is None:
-        raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {model_name!r} is not in the catalog")
+        raise JobError(ErrorCode.UNKNOWN_MODEL, f"model {quote(model_name)} is not in the catalog")
     family = FAMILIES[model.family]
     preset = params.quality_preset
     table = PRESETS[preset]
@@ -120,7 +123,7 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
     width, height = _size(params, override, family, image_size)
     fps = params.fps or override.fps or table.fps
     duration = params.duration if params.duration is not None else DEFAULT_DURATION_SEC
-    num_frames = family.frame_rule.snap(round(fps * duration))
+    timing = family.frame_timing(fps, duration, override.motion or model.motion)
     triggers = [catalog.loras[lora.name].trigger or "" for lora in loras if lora.weight != 0]
     prompt = build_prompt(
         base=params.prompt or params.npc_name,
@@ -137,8 +140,10 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
         preset=preset,
         width=width,
         height=height,
-        num_frames=num_frames,
-        fps=fps,
+        num_frames=timing.num_frames,
+        fps=timing.fps,
+        generated_frames=timing.generated_frames,
+        generated_fps=timing.generated_fps,
         steps=params.steps or override.steps or table.steps,
         cfg=params.cfg if params.cfg is not None else (override.cfg if override.cfg is not None else table.cfg),
         seed=params.seed if params.seed is not None else default_seed(params.npc_id),

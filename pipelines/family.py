@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.grid import FrameRule
+from pipelines.timing import FrameTiming, Motion, output_frame_count
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,12 +33,30 @@ class Family:
     takes_negative_prompt: bool = True
     supports_loras: bool = True
 
+    def frame_timing(self, fps: int, duration: float, motion: Motion) -> FrameTiming:
+        """`native`: duration x native_fps frames (snapped to the frame rule) timed at native_fps, resampled into a
+        file of the requested duration at `fps` (shorter only when snapping made the generated clip shorter; at the
+        native rate itself the generated frames are the file);
+        `stretch`: snap(fps x duration) frames generated and played at `fps`."""
+        if motion == "stretch":
+            frames = self.frame_rule.snap(round(fps * duration))
+            return FrameTiming(generated_frames=frames, generated_fps=fps, num_frames=frames, fps=fps)
+        generated = self.frame_rule.snap(round(self.native_fps * duration))
+        if fps == self.native_fps:  # nothing to resample: the file holds the generated frames as they are
+            return FrameTiming(generated_frames=generated, generated_fps=fps, num_frames=generated, fps=fps)
+        return FrameTiming(
+            generated_frames=generated,
+            generated_fps=self.native_fps,
+            num_frames=max(1, min(round(fps * duration), output_frame_count(generated, self.native_fps, fps))),
+            fps=fps,
+        )
+
     def call_kwargs(self, request: ResolvedRequest, image: Image) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "image": image,
             "height": request.height,
             "width": request.width,
-            "num_frames": request.num_frames,
+            "num_frames": request.generated_frames,
             "num_inference_steps": request.steps,
             "guidance_scale": request.cfg,
             "output_type": "np",
@@ -48,6 +67,7 @@ class Family:
             kwargs["negative_prompt"] = request.negative_prompt
         return kwargs
 
-    def load_lora(self, pipe: Any, path: Path, adapter_name: str) -> None:
-        """Load one LoRA file into the resident pipeline as the named adapter."""
-        pipe.load_lora_weights(str(path), adapter_name=adapter_name)
+    def load_lora(self, pipe: Any, path: Path, adapter_name: str, hotswap: bool = False) -> None:
+        """Load one LoRA file into the resident pipeline as the named adapter (`hotswap`: into that existing
+        adapter's tensors, in place, as models.loras' slots do)."""
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name, hotswap=hotswap)

@@ -1,7 +1,7 @@
 """LTX-Video image-to-video (diffusers LTXImageToVideoPipeline): sides multiple of 32, frames 8k+1, 24 fps.
 
-The VAE compresses 32x in space and 8x in time; LTX also conditions its RoPE on the frame rate, so the
-request's fps is passed as `frame_rate` (the clip is encoded at that rate too).
+The VAE compresses 32x in space and 8x in time; LTX also conditions its RoPE on the frame rate, so the rate the
+frames are generated at is passed as `frame_rate` (24 with `native` timing, the job's fps with `stretch`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class LtxFamily(Family):
     def call_kwargs(self, request: ResolvedRequest, image: Image) -> dict[str, Any]:
-        return {**super().call_kwargs(request, image), "frame_rate": request.fps}
+        return {**super().call_kwargs(request, image), "frame_rate": request.generated_fps}
 
 
 LTX_I2V = LtxFamily(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from npc_video_client.contract import QualityPreset
+from pipelines.timing import FrameTiming
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class LoraChoice:
 
 @dataclass(frozen=True)
 class ResolvedRequest:
+    """`num_frames` and `fps` describe the encoded file; `generated_frames` at `generated_fps` are what the
+    pipeline renders (pipelines.timing: equal under `stretch`, the family's native rate under `native`)."""
+
     model: str
     family: str
     preset: QualityPreset
@@ -32,6 +36,8 @@ class ResolvedRequest:
     height: int
     num_frames: int
     fps: int
+    generated_frames: int
+    generated_fps: int
     steps: int
     cfg: float
     seed: int
@@ -42,7 +48,12 @@ class ResolvedRequest:
 
     @property
     def duration_sec(self) -> float:
+        """The file's length."""
         return round(self.num_frames / self.fps, 3)
+
+    @property
+    def timing(self) -> FrameTiming:
+        return FrameTiming(self.generated_frames, self.generated_fps, self.num_frames, self.fps)
 
     def fingerprint(self, model_identity: str, image_sha256: str) -> str:
         """sha256 over everything that determines the video: the content-addressed storage key.

@@ -5,8 +5,9 @@ SVD has no text input, so the job's words are not used and the result reports `p
 `negative_prompt` as null (pipelines.request). What SVD does take is the amount of motion: the job's
 `intensity` 0..1 becomes `motion_bucket_id` 1 + round(intensity x 254), i.e. 1..255 (SVD's default 127 is
 about intensity 0.5). `cfg` is the guidance at the last frame (`max_guidance_scale`); it ramps linearly
-from 1.0 at the first frame (or from cfg when cfg < 1), as SVD's reference sampler does. The request's fps
-is passed as SVD's `fps` conditioning. Sides: 8x VAE x three 2x UNet downsamplings.
+from 1.0 at the first frame (or from cfg when cfg < 1), as SVD's reference sampler does. The rate the frames
+are generated at (7 with `native` timing, the job's fps with `stretch`) is SVD's `fps` conditioning. Sides: 8x
+VAE x three 2x UNet downsamplings.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ class SvdFamily(Family):
             "image": image,
             "height": request.height,
             "width": request.width,
-            "num_frames": request.num_frames,
+            "num_frames": request.generated_frames,
             "num_inference_steps": request.steps,
             "min_guidance_scale": min(1.0, request.cfg),
             "max_guidance_scale": request.cfg,
-            "fps": request.fps,
+            "fps": request.generated_fps,
             "motion_bucket_id": motion_bucket_id(request.motion),
-            "decode_chunk_size": min(self.decode_chunk_size, request.num_frames),
+            "decode_chunk_size": min(self.decode_chunk_size, request.generated_frames),
             "output_type": "np",
         }
 

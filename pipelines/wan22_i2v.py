@@ -23,9 +23,9 @@ from pipelines.grid import FrameRule
 class TwoExpertFamily(Family):
     """A family whose pipeline has two denoisers (`transformer`, `transformer_2`) that both take LoRAs."""
 
-    def load_lora(self, pipe: Any, path: Path, adapter_name: str) -> None:
-        pipe.load_lora_weights(str(path), adapter_name=adapter_name)
-        pipe.load_lora_weights(str(path), adapter_name=adapter_name, load_into_transformer_2=True)
+    def load_lora(self, pipe: Any, path: Path, adapter_name: str, hotswap: bool = False) -> None:
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name, hotswap=hotswap)
+        pipe.load_lora_weights(str(path), adapter_name=adapter_name, load_into_transformer_2=True, hotswap=hotswap)
 
 
 WAN22_I2V = TwoExpertFamily(

@@ -27,6 +27,19 @@ if ! command -v promtool >/dev/null 2>&1; then
     fi
 fi
 
+# Node.js runs the TypeScript client's tests and the Ajv check of docs/schema (tests/contract).
+if ! command -v node >/dev/null 2>&1; then
+    echo "setup: installing nodejs and npm" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+# The TypeScript client's packages, exactly as package-lock.json pins them; again whenever the lock file changes.
+if [ ! -f clients/typescript/node_modules/.package-lock.json ] \
+    || [ clients/typescript/package-lock.json -nt clients/typescript/node_modules/.package-lock.json ]; then
+    echo "setup: npm ci in clients/typescript" >&2
+    (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     "$PYTHON" -m venv .venv

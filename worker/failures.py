@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 import torch
 
-from npc_video_client.contract import ErrorCode, JobResult, JobStatus
+from npc_video_client.contract import CONTRACT_VERSION, ErrorCode, JobResult, JobStatus
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,11 @@ def as_job_error(exc: BaseException) -> JobError:
     return JobError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__}); see the worker log")
 
 
-def failure_result(job_id: str, error: JobError, partial: JobResult | None = None) -> JobResult:
-    """The final result of a job that did not complete; `partial` keeps what was resolved before failing."""
+def failure_result(
+    job_id: str, error: JobError, partial: JobResult | None = None, metadata: dict[str, Any] | None = None
+) -> JobResult:
+    """The final result of a job that did not complete; `partial` keeps what was resolved before failing,
+    `metadata` is the envelope's (echoed)."""
     if isinstance(error, JobCancelled):
         status = JobStatus.CANCELLED
     elif isinstance(error, DeadlineExceeded):
@@ -50,5 +54,7 @@ def failure_result(job_id: str, error: JobError, partial: JobResult | None = Non
         storage_key=None,
         content_type=None,
         cache_hit=False,
+        contract_version=CONTRACT_VERSION,
+        metadata=metadata,
     )
     return JobResult.model_validate(base)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
@@ -12,6 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 log = logging.getLogger(__name__)
 Check = Callable[[], tuple[bool, dict[str, object]]]
+
+
+class PortInUse(OSError):
+    """The HTTP port is taken (another worker on this host, or anything else): a configuration error at start."""
 
 
 class HealthServer:
@@ -40,7 +45,16 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                exc.errno,
+                f"HTTP port {port} on {host} is already in use; choose another with NPC_WORKER_HTTP_PORT or "
+                "--http-port (0 disables /healthz, /readyz and /metrics)",
+            ) from exc
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 

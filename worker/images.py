@@ -32,6 +32,8 @@ DATA_URI = re.compile(
 
 # Only plain raster formats: Pillow's other plugins (EPS runs Ghostscript, ...) are not for untrusted input.
 DECODABLE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+# A producer's own path or URL, quoted in full up to this length (a catalog path, the operator's, never is).
+SOURCE_QUOTE_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _read_data_uri(source: str, max_bytes: int) -> bytes:
         raise _invalid("npc_base_image data URI must look like data:image/png;base64,<payload>")
     mime = (match.group("mime") or "").lower()
     if not mime.startswith("image/"):
-        raise _invalid(f"npc_base_image data URI has media type {mime or 'none'!r}; expected image/*")
+        raise _invalid(f"npc_base_image data URI has media type {quote(mime) if mime else 'none'}; expected image/*")
     payload = source[match.end() :]
     if len(payload) > (max_bytes + 2) // 3 * 4:  # cheap bound before decoding anything
         raise _invalid(f"npc_base_image is larger than the limit of {max_bytes} bytes")
@@ -70,7 +72,7 @@ def _read_data_uri(source: str, max_bytes: int) -> bytes:
 def _read_local(source: str, roots: list[Path], trusted: bool, max_bytes: int) -> bytes:
     """A file under an input root. Job paths are taken literally: never `~`-expanded (that would look users up
     in the system's password database), and every failure, whatever the path holds, is invalid_image."""
-    shown = quote(source)
+    shown = "(the catalog's base image of this NPC)" if trusted else quote(source, SOURCE_QUOTE_LIMIT)
     try:
         resolved = Path(source.removeprefix("file://")).resolve()
         if not trusted and not any(resolved.is_relative_to(root) for root in roots):
@@ -96,8 +98,8 @@ def read_image_source(source: str, settings: Settings, *, trusted: bool) -> byte
     if scheme in REMOTE_SCHEMES:
         return fetch_remote(source, settings)
     raise _invalid(
-        f"npc_base_image {quote(source)} uses scheme {quote(scheme)}, which is not supported; use a data: URI, "
-        "an allowed path, s3://bucket/key or http(s)://"
+        f"npc_base_image {quote(source, SOURCE_QUOTE_LIMIT)} uses scheme {quote(scheme)}, which is not supported; "
+        "use a data: URI, an allowed path, s3://bucket/key or http(s)://"
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,10 +18,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from models.catalog import Catalog
-from models.pool import ModelPool
+from models.pool import LoadedModel, ModelPool
 from models.resolution import resolve
 from npc_video_client.clock import Stopwatch, now_ms
 from npc_video_client.contract import (
+    CONTRACT_VERSION,
     AppliedLora,
     ErrorCode,
     JobEnvelope,
@@ -29,10 +32,12 @@ from npc_video_client.contract import (
     Timings,
 )
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
+from pipelines.batching import run_batch
+from pipelines.conditioning import SEEDED_CONDITION_FAMILIES, ConditionCache, Conditioning
 from pipelines.request import ResolvedRequest
 from pipelines.runner import run_pipeline
 from pipelines.stages import StageRecorder
-from worker.encode import MP4_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, encode_mp4, write_thumbnail
+from worker.encode import MP4_CONTENT_TYPE, THUMBNAIL_CONTENT_TYPE, encode_video, write_thumbnail
 from worker.failures import as_job_error, failure_result
 from worker.images import fit_image, load_base_image
 from worker.keys import thumbnail_key, thumbnail_key_of, video_key
@@ -76,22 +81,28 @@ class PreparedJob:
     timings: Timings
     image: Any = None
     stages: StageRecorder | None = None  # set before generate to record the pipeline's stages (npc-worker bench)
+    batch_size: int = 1  # how many jobs ran through the denoiser with this one
+    image_sha256: str = ""  # the base image's bytes: keys its encoded start frame in the conditioning cache
 
     @property
     def job_id(self) -> str:
         return self.envelope.job_id
 
 
-def request_summary(job_id: str, request: ResolvedRequest) -> JobResult:
+def request_summary(job_id: str, request: ResolvedRequest, metadata: dict[str, Any] | None = None) -> JobResult:
     """The resolved fields of a result, before anything is stored (also kept on failures)."""
     return JobResult(
         job_id=job_id,
         status=JobStatus.FAILED,
+        contract_version=CONTRACT_VERSION,
+        metadata=metadata,
         width=request.width,
         height=request.height,
         fps=request.fps,
         num_frames=request.num_frames,
         duration_sec=request.duration_sec,
+        generated_frames=request.generated_frames,
+        generated_fps=request.generated_fps,
         seed=request.seed,
         model=request.model,
         preset=request.preset,
@@ -109,11 +120,14 @@ class JobRunner:
         self.catalog = catalog
         self.pool = pool
         self.storage = storage
+        cache_bytes = settings.condition_cache_size(pool.device)
+        self.conditions = ConditionCache(cache_bytes) if cache_bytes > 0 else None
 
     # -- the three phases -------------------------------------------------------------------------------
     def prepare(self, envelope: JobEnvelope, hooks: JobHooks) -> PreparedJob:
         clock = Stopwatch()
-        queue_ms = max(0.0, float(now_ms() - envelope.submitted_at)) if envelope.submitted_at else None
+        # int arithmetic first: a submitted_at far in the future is a producer's clock error, not an overflow
+        queue_ms = float(max(0, now_ms() - envelope.submitted_at)) if envelope.submitted_at else None
         self.check_deadline(envelope)
         if hooks.cancel_requested():
             raise JobCancelled(envelope.job_id)
@@ -132,30 +146,88 @@ class JobRunner:
             timings=Timings(queue_ms=queue_ms),
         )
         prepared.image = fit_image(base.image, request.width, request.height)
-        hooks.processing(request.model, request.preset)
+        prepared.image_sha256 = base.sha256
         return prepared
+
+    def batch_key(self, prepared: PreparedJob) -> Hashable | None:
+        """What jobs must share to run through the denoiser together (model, size, generated frames and rate,
+        steps, cfg, LoRAs with weights); None for a model that must run jobs alone: cache hooks and CPU offload
+        keep per-call state on the shared modules."""
+        request = prepared.request
+        entry = self.catalog.models[request.model]
+        if entry.speed.cache is not None or entry.offload != "none":
+            return None
+        loras = tuple((lora.name, lora.weight, lora.digest) for lora in request.loras)
+        return (
+            request.model,
+            request.width,
+            request.height,
+            request.generated_frames,
+            request.generated_fps,
+            request.steps,
+            request.cfg,
+            loras,
+        )
 
     def is_cached(self, prepared: PreparedJob) -> bool:
         return self.storage.exists(prepared.video_key) and self.storage.exists(prepared.thumbnail_key)
 
     def generate(self, prepared: PreparedJob, hooks: JobHooks) -> np.ndarray:
-        request = prepared.request
+        """The device work of one job: load or swap its model, set its LoRAs, run the pipeline."""
+        (outcome,) = self.generate_batch([(prepared, hooks)])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def generate_batch(self, jobs: Sequence[tuple[PreparedJob, JobHooks]]) -> list[np.ndarray | BaseException]:
+        """The device work of compatible jobs (same model, size, frames, steps, cfg, LoRAs: `batch_key`) at once,
+        their denoiser calls merged (pipelines.batching); each job's frames, or the exception that ended it."""
+        request = jobs[0][0].request
         acquired = self.pool.acquire(request.model)
-        prepared.timings.load_ms, prepared.timings.swap_ms = acquired.load_ms, acquired.swap_ms
         loaded = acquired.model
         loaded.adapters.activate(request.loras)
-        self.check_deadline(prepared.envelope)
-        prepared.timings.prepare_ms = prepared.clock.ms()
+        calls = []
+        for index, (prepared, hooks) in enumerate(jobs):
+            prepared.timings.load_ms = acquired.load_ms if index == 0 else 0.0
+            prepared.timings.swap_ms = acquired.swap_ms if index == 0 else 0.0
+            prepared.timings.prepare_ms = prepared.clock.ms()
+            prepared.batch_size = len(jobs)
+            calls.append(self._pipeline_call(loaded, prepared, hooks))
+        phase = Stopwatch()
+        started_at = time.time() * 1000
+        outcomes = run_batch(loaded.pipe, calls)
+        generate_ms = phase.ms()
+        ended_at = time.time() * 1000
+        for prepared, _hooks in jobs:
+            prepared.timings.generate_ms = generate_ms
+            prepared.timings.generate_started_at = round(started_at, 3)
+            prepared.timings.generate_ended_at = round(ended_at, 3)
+        return outcomes
 
+    def _pipeline_call(self, loaded: LoadedModel, prepared: PreparedJob, hooks: JobHooks) -> Callable[[Any], Any]:
         def on_step(step: int, total: int) -> None:
             if hooks.cancel_requested():
                 raise JobCancelled(prepared.job_id)
             hooks.progress(step, total)
 
-        phase = Stopwatch()
-        frames = run_pipeline(loaded.pipe, loaded.family, request, prepared.image, on_step, recorder=prepared.stages)
-        prepared.timings.generate_ms = phase.ms()
-        return frames
+        request = prepared.request
+        frame_key: tuple[Any, ...] = (prepared.image_sha256, request.width, request.height)
+        if request.family in SEEDED_CONDITION_FAMILIES:
+            frame_key = (*frame_key, request.seed)
+        scope = Conditioning(self.conditions, loaded.name, frame_key)
+
+        def call(pipe: Any) -> np.ndarray:
+            self.check_deadline(prepared.envelope)
+            if hooks.cancel_requested():
+                raise JobCancelled(prepared.job_id)
+            try:
+                return run_pipeline(
+                    pipe, loaded.family, request, prepared.image, on_step, recorder=prepared.stages, scope=scope
+                )
+            finally:
+                prepared.timings.condition_ms = round(scope.seconds * 1000, 1)
+
+        return call
 
     def finish(self, prepared: PreparedJob, frames: np.ndarray | None) -> JobResult:
         """Encode and store (skipped on a cache hit: `frames` is None), then build the completed result."""
@@ -163,7 +235,7 @@ class JobRunner:
             with tempfile.TemporaryDirectory(prefix="npc-encode-") as scratch:
                 video_path, poster_path = Path(scratch) / "video.mp4", Path(scratch) / "poster.jpg"
                 phase = Stopwatch()
-                encode_mp4(frames, prepared.request.fps, video_path)
+                encode_video(frames, prepared.request.timing, video_path)
                 write_thumbnail(frames[0], poster_path)
                 prepared.timings.encode_ms = phase.ms()
                 phase = Stopwatch()
@@ -173,7 +245,7 @@ class JobRunner:
         elif not prepared.timings.prepare_ms:
             prepared.timings.prepare_ms = prepared.clock.ms()
         prepared.timings.total_ms = prepared.clock.ms()
-        result = request_summary(prepared.job_id, prepared.request).model_copy(
+        result = request_summary(prepared.job_id, prepared.request, prepared.envelope.metadata).model_copy(
             update={
                 "status": JobStatus.COMPLETED,
                 "url": self.storage.url(prepared.video_key),
@@ -183,9 +255,17 @@ class JobRunner:
                 "timings": prepared.timings,
                 "gpu_seconds": round(prepared.timings.generate_ms / 1000, 3),
                 "cache_hit": frames is None,
+                "batch_size": None if frames is None else prepared.batch_size,
             }
         )
         return result
+
+    def warm_up(self) -> list[str]:
+        """Compile the models with `compile` on for their presets' shapes before the first job (worker.warmup);
+        the service calls it at start, before /readyz turns ready. One line per warmed shape."""
+        from worker.warmup import warm_up
+
+        return warm_up(self.catalog, self.pool, self.settings)
 
     # -- in-process: all phases, failures converted here -------------------------------------------------
     def run(self, payload: Any, hooks: JobHooks | None = None) -> JobResult:
@@ -197,11 +277,12 @@ class JobRunner:
             if read.error is not None or read.envelope is None:
                 raise read.error or JobError(ErrorCode.INVALID_PARAMS, "job cannot be read")
             prepared = self.prepare(read.envelope, hooks)
+            hooks.processing(prepared.request.model, prepared.request.preset)
             frames = None if self.is_cached(prepared) else self.generate(prepared, hooks)
             return self.finish(prepared, frames)
         except Exception as exc:  # the failure boundary: every error becomes a result
             partial = request_summary(job_id, prepared.request) if prepared else None
-            return failure_result(job_id, as_job_error(exc), partial)
+            return failure_result(job_id, as_job_error(exc), partial, read.metadata)
 
     def refresh_urls(self, result: JobResult) -> JobResult:
         """A stored completed result with URLs made now (presigned URLs expire; the stored ones may have)."""

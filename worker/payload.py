@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from npc_video_client.contract import OPERATION_TYPE, ErrorCode, JobEnvelope, describe_validation_error, peek_job_id
+from npc_video_client.contract import (
+    OPERATION_TYPE,
+    ErrorCode,
+    JobEnvelope,
+    describe_validation_error,
+    peek_job_id,
+    peek_metadata,
+)
 from npc_video_client.errors import JobError
 from npc_video_client.messages import quote
 
@@ -23,11 +30,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ReadJob:
-    """`job_id` is the envelope's when it has a usable one, else the caller's fallback (`unknown:...`)."""
+    """`job_id` is the envelope's when it has a usable one, else the caller's fallback (`unknown:...`);
+    `metadata` the envelope's, when it is valid itself (echoed in the events and result of a refused job)."""
 
     job_id: str
+    has_job_id: bool = False  # False: `job_id` is the fallback; no result key exists for this entry
     envelope: JobEnvelope | None = None
     error: JobError | None = None
+    metadata: dict[str, Any] | None = None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -51,7 +61,8 @@ def parse_envelope(document: Any) -> JobEnvelope:
     if document.get("operation_type") != OPERATION_TYPE:
         raise JobError(
             ErrorCode.INVALID_PARAMS,
-            f"operation_type: {quote(document.get('operation_type'))} is not supported; expected {OPERATION_TYPE!r}",
+            f"operation_type: {quote(document.get('operation_type'))} is not supported; "
+            f"expected {quote(OPERATION_TYPE)}",
         )
     try:
         return JobEnvelope.model_validate(document)
@@ -63,6 +74,8 @@ def read_job(payload: Any, fallback_id: str, max_bytes: int) -> ReadJob:
     """Never raises: the envelope, or the invalid_params error that ends this payload's entry. `payload` is JSON
     text (str or bytes), or an already decoded document (in-process callers)."""
     job_id = fallback_id
+    metadata: dict[str, Any] | None = None
+    peeked: str | None = None
     try:
         if payload is None:
             raise JobError(ErrorCode.INVALID_PARAMS, "stream entry has no field 'job'")
@@ -76,10 +89,14 @@ def read_job(payload: Any, fallback_id: str, max_bytes: int) -> ReadJob:
             )
         else:
             document = decode_json(payload)
-        job_id = peek_job_id(document) or fallback_id
-        return ReadJob(job_id, envelope=parse_envelope(document))
+        peeked = peek_job_id(document)
+        job_id = peeked or fallback_id
+        metadata = peek_metadata(document)
+        envelope = parse_envelope(document)
+        return ReadJob(job_id, True, envelope=envelope, metadata=envelope.metadata)
     except JobError as invalid:
-        return ReadJob(job_id, error=invalid)
+        return ReadJob(job_id, peeked is not None, error=invalid, metadata=metadata)
     except Exception as exc:  # a validator or library bug on hostile input must still end as this job's error
         log.warning("job %s: unexpected %s while reading its payload", job_id, type(exc).__name__, exc_info=exc)
-        return ReadJob(job_id, error=JobError(ErrorCode.INVALID_PARAMS, f"job cannot be read ({type(exc).__name__})"))
+        error = JobError(ErrorCode.INVALID_PARAMS, f"job cannot be read ({type(exc).__name__})")
+        return ReadJob(job_id, peeked is not None, error=error, metadata=metadata)

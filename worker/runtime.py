@@ -11,7 +11,7 @@ from models.pool import ModelPool
 from npc_video_client.contract import CONTRACT_VERSION
 from worker.jobs import JobRunner
 from worker.metrics import WorkerMetrics
-from worker.queue.connection import connect
+from worker.queue.connection import open_redis
 from worker.service import Worker, watch_metrics
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
@@ -56,7 +56,7 @@ def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
     """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job."""
     runner = build_runner(settings)
     runner.storage.check()
-    client = connect(settings.redis_url, settings.block_ms)
+    client = open_redis(settings)
     service = Worker(
         settings=settings,
         runner=runner,

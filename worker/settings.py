@@ -7,10 +7,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+# Letters, digits, _ . - and at most one Redis Cluster hash tag `{...}` (non-empty): `npc`, `{npc}`, `game{npc}`.
+PREFIX_PATTERN = r"^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$"
+HASH_TAG = re.compile(r"\{[^{}]+\}")
+SENTINEL_ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):(?P<port>\d{1,5})$")
 BYTE_SIZE_PATTERN = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?\s*$", re.IGNORECASE)
 BYTE_UNITS = {
     "b": 1,
@@ -50,6 +54,23 @@ class Settings(BaseSettings):
         description="bytes of model weights kept on the device (e.g. 40GiB); beyond it the least recently used "
         "models wait in CPU memory; unset: unlimited",
     )
+    condition_cache_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="device memory for cached prompt embeddings and encoded start frames (e.g. 2GiB; 0 disables); "
+        "unset: 2 GiB on CUDA, 256 MiB on the CPU",
+    )
+    max_batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="most compatible jobs run through the denoiser together; unset: 4 on CUDA, 1 on the CPU",
+    )
+    batch_wait_ms: int = Field(
+        default=0,
+        ge=0,
+        description="how long a job waits for compatible ones to batch with; 0: batch only what already waits",
+    )
 
     # -- object storage and remote inputs --
     s3_endpoint_url: str | None = Field(
@@ -68,8 +89,24 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(default=10.0, gt=0, description="whole-download limit of an http(s) base image")
 
     # -- Redis streams (the queue) --
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis:// or rediss://, may hold a password")
-    prefix: str = Field(default="npc", pattern=r"^[A-Za-z0-9_.-]+$", description="key prefix of streams and keys")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="redis:// or rediss://, may hold a user and password; with sentinels: credentials, db and TLS "
+        "of the master (its host:port is not used)",
+    )
+    redis_cluster: bool = Field(
+        default=False, description="Redis Cluster: a cluster-aware client; the prefix must carry a hash tag, e.g. {npc}"
+    )
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated host:port of Redis Sentinels; they name the master"
+    )
+    redis_sentinel_master: str | None = Field(default=None, description="the master name the sentinels monitor")
+    redis_sentinel_password: str | None = Field(
+        default=None, description="password of the sentinels themselves (their requirepass), when they have one"
+    )
+    prefix: str = Field(
+        default="npc", min_length=1, pattern=PREFIX_PATTERN, description="key prefix of streams and keys"
+    )
     consumer: str | None = Field(default=None, description="consumer name; default stable per host and device")
     claim_idle_ms: int = Field(default=60_000, ge=1_000, description="take over entries idle this long")
     max_attempts: int = Field(default=3, ge=1, description="runs of a job started before it goes to the dead stream")
@@ -85,6 +122,11 @@ class Settings(BaseSettings):
     )
     heartbeat_timeout_s: float = Field(
         default=300.0, gt=0, description="/healthz fails once the loop has not beaten for this long (hung loop)"
+    )
+    model_load_timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="/healthz stays alive this long while a model is read from disk (the loop cannot beat then)",
     )
     events_maxlen: int = Field(default=100_000, ge=1, description="approximate MAXLEN of the events stream")
     events_channel: str | None = Field(default=None, description="also PUBLISH every event on this channel")
@@ -106,7 +148,7 @@ class Settings(BaseSettings):
             raise ValueError(f"device {value!r} must be auto, cpu, cuda or cuda:N")
         return value
 
-    @field_validator("device_memory_budget", mode="before")
+    @field_validator("device_memory_budget", "condition_cache_bytes", mode="before")
     @classmethod
     def _parse_budget(cls, value: Any) -> Any:
         return parse_byte_size(value) if isinstance(value, str) else value
@@ -117,6 +159,46 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part for part in value.split(os.pathsep) if part]
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            match = SENTINEL_ADDRESS.match(address)
+            if match is None or not 0 < int(match.group("port")) < 65536:
+                raise ValueError(f"sentinel address {address!r} must be host:port, e.g. 10.0.0.5:26379")
+        return addresses
+
+    @model_validator(mode="after")
+    def _check_redis_topology(self) -> Settings:
+        if self.redis_cluster and self.redis_sentinels:
+            raise ValueError(
+                "NPC_WORKER_REDIS_CLUSTER and NPC_WORKER_REDIS_SENTINELS are both set; a Redis deployment is either "
+                "a cluster or a sentinel-managed primary: set one"
+            )
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            raise ValueError(
+                "NPC_WORKER_REDIS_SENTINELS is set but NPC_WORKER_REDIS_SENTINEL_MASTER is not; name the master the "
+                "sentinels monitor (the name in their `sentinel monitor NAME host port quorum` line)"
+            )
+        if self.redis_sentinel_master and not self.redis_sentinels:
+            raise ValueError(
+                f"NPC_WORKER_REDIS_SENTINEL_MASTER is {self.redis_sentinel_master!r} but NPC_WORKER_REDIS_SENTINELS "
+                "is empty; list the sentinels as host:port,host:port"
+            )
+        if self.redis_cluster and not HASH_TAG.search(self.prefix):
+            raise ValueError(
+                f"NPC_WORKER_REDIS_CLUSTER is on but NPC_WORKER_PREFIX {self.prefix!r} has no hash tag: the worker's "
+                "scripts and multi-stream reads touch several keys at once, which Redis Cluster allows only within one "
+                f"hash slot; set NPC_WORKER_PREFIX={{{self.prefix}}} (keys become {{{self.prefix}}}:jobs:high, ...) "
+                "and the same prefix on every producer"
+            )
+        return self
 
     @field_validator("fetch_allowed_hosts", mode="before")
     @classmethod
@@ -132,6 +214,18 @@ class Settings(BaseSettings):
     @classmethod
     def _resolve_roots(cls, roots: list[Path]) -> list[Path]:
         return [root.expanduser().resolve() for root in roots]
+
+    def condition_cache_size(self, device: str) -> int:
+        """The conditioning cache's byte budget on this device."""
+        if self.condition_cache_bytes is not None:
+            return self.condition_cache_bytes
+        return 2 * 1024**3 if device.startswith("cuda") else 256 * 1024**2
+
+    def batch_limit(self, device: str) -> int:
+        """How many compatible jobs may share one denoiser call on this device."""
+        if self.max_batch is not None:
+            return self.max_batch
+        return 4 if device.startswith("cuda") else 1
 
     def resolved_device(self) -> str:
         """`auto` picks the first CUDA device when there is one (imports torch, so call it in the worker only)."""

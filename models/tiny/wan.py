@@ -37,7 +37,7 @@ def build_wan_i2v(directory: Path, seed: int = 0) -> None:
         num_layers=2,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        rope_max_seq_len=1024,  # the real models' value: long clips and large sides fit
         image_dim=image_dim,
         added_kv_proj_dim=heads * head_dim,
     )

@@ -42,7 +42,7 @@ def _transformer(in_channels: int, out_channels: int) -> Any:
         num_layers=_LAYERS,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        rope_max_seq_len=1024,  # the real models' value: long clips and large sides fit
     )
 
 

@@ -1,6 +1,8 @@
-"""LTX-Video I2V end to end: 32-pixel grid, 8k+1 frames, the request's fps passed as `frame_rate`."""
+"""LTX-Video I2V end to end: 32-pixel grid, 8k+1 frames, the rate frames are generated at passed as `frame_rate`."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -25,15 +27,15 @@ def test_snaps_to_the_32_pixel_grid_and_8k_plus_1_frames(runner: JobRunner, vide
     video_of(result)
 
 
-def _generated(runner: JobRunner, **params: object) -> np.ndarray:
-    """The pipeline's frames before encoding (the encoder's rate control depends on fps too)."""
-    prepared = runner.prepare(parse_envelope(envelope(**params)), SilentHooks())
+def _generated(runner: JobRunner, generated_fps: int) -> np.ndarray:
+    """The pipeline's frames before encoding, generated at `generated_fps` (24 native, the job's fps stretched)."""
+    prepared = runner.prepare(parse_envelope(envelope(fps=24, duration=0.375)), SilentHooks())
+    prepared.request = replace(prepared.request, generated_fps=generated_fps)
     return runner.generate(prepared, SilentHooks())
 
 
-def test_fps_is_passed_to_the_model_as_frame_rate(runner: JobRunner) -> None:
-    slow = _generated(runner, fps=16, duration=0.5625)
-    fast = _generated(runner, fps=24, duration=0.375)
+def test_the_generation_rate_is_passed_to_the_model_as_frame_rate(runner: JobRunner) -> None:
+    slow, native = _generated(runner, 16), _generated(runner, 24)
     # same seed, size and 9 frames: only the frame-rate conditioning of LTX's RoPE differs
-    assert slow.shape == fast.shape == (9, 64, 64, 3)
-    assert not np.array_equal(slow, fast)
+    assert slow.shape == native.shape == (9, 64, 64, 3)
+    assert not np.array_equal(slow, native)

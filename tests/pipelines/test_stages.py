@@ -3,6 +3,7 @@ call add up to its wall time, the active recorder is per context, and another la
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import threading
 import time
@@ -16,6 +17,7 @@ import torch
 
 from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import JobEnvelope
+from pipelines.conditioning import CACHE_LAYER
 from pipelines.runner import run_pipeline
 from pipelines.stages import (
     CALL_STAGES,
@@ -101,9 +103,9 @@ def test_hooks_are_installed_once_per_pipeline_and_time_nothing_without_a_record
     _call(runner, None)
     _call(runner, None)
     pipe = runner.pool.get("tiny").pipe
-    assert pipe._npc_stage_layers == (TIMING_LAYER,)
+    assert pipe._npc_stage_layers == (CACHE_LAYER, TIMING_LAYER)  # run_pipeline puts the cache inside the timing
     for owner, name in ((pipe, "encode_prompt"), (pipe, "encode_image"), (pipe.vae, "encode"), (pipe.vae, "decode")):
-        inner = getattr(owner, name).__wrapped__  # one timing wrapper around the class's own method, bound
+        inner = inspect.unwrap(getattr(owner, name), stop=inspect.ismethod)  # the class's own method, bound
         assert inner.__self__ is owner and inner.__func__ is getattr(type(owner), name)
     assert active_recorder() is None
 
@@ -148,6 +150,6 @@ def test_another_layer_wraps_the_same_points_inside_the_timing(
     assert not install_layer(pipe, "probe", probe)  # once per layer name
     recorder = StageRecorder()
     _call(runner, recorder)
-    assert pipe._npc_stage_layers == ("probe", TIMING_LAYER)
+    assert pipe._npc_stage_layers == ("probe", CACHE_LAYER, TIMING_LAYER)
     assert calls == {"pipe.encode_prompt": 1, "pipe.encode_image": 1, "vae.encode": 1, "vae.decode": 1}
     assert recorder.stages_ms()[TEXT_ENCODE] is not None

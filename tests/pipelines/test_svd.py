@@ -45,7 +45,7 @@ def test_intensity_cfg_and_fps_map_onto_the_svd_call(runner: JobRunner) -> None:
     assert "prompt" not in kwargs and "negative_prompt" not in kwargs
     assert kwargs["motion_bucket_id"] == 65
     assert (kwargs["min_guidance_scale"], kwargs["max_guidance_scale"]) == (1.0, 2.5)
-    assert kwargs["fps"] == 6 and kwargs["num_frames"] == 18
+    assert kwargs["fps"] == 7 and kwargs["num_frames"] == 21  # 3 s generated at SVD's own 7 fps (native timing)
     assert kwargs["decode_chunk_size"] == 8
 
 
@@ -53,4 +53,4 @@ def test_loras_are_refused_naming_the_family(runner: JobRunner) -> None:
     result = runner.run(envelope("lora", loras=["glow"]))
     assert result.status == JobStatus.FAILED
     assert result.error_code == ErrorCode.INVALID_PARAMS
-    assert "'svd'" in (result.error_message or "") and "loras" in (result.error_message or "")
+    assert '"svd"' in (result.error_message or "") and "loras" in (result.error_message or "")

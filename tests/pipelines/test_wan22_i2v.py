@@ -22,7 +22,8 @@ def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner
 
 def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: JobRunner, video_of) -> None:
     result = runner.run(envelope("plain", width=70, height=52, fps=8, duration=1.25))
-    assert (result.width, result.height, result.num_frames, result.fps) == (64, 48, 9, 8)
+    assert (result.width, result.height, result.num_frames, result.fps) == (64, 48, 10, 8)
+    assert (result.generated_frames, result.generated_fps) == (21, 16)  # 20 at 16 fps -> 4k+1, then 10.5 at 8 fps
     video_of(result)
     pipe = runner.pool.get("tiny").pipe
     assert pipe.transformer is not None and pipe.transformer_2 is not None

@@ -21,6 +21,7 @@ class WorkerProcess:
         self.log_path = log_dir / f"{consumer}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_WORKER_")}
         env.update({f"NPC_WORKER_{key.upper()}": str(value) for key, value in settings.items()})
+        env.setdefault("OMP_NUM_THREADS", "1")  # several workers share the test machine's cores: no oversubscription
         env.update(
             NPC_WORKER_CONSUMER=consumer,
             NPC_WORKER_HTTP_PORT=str(self.http_port),

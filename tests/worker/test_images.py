@@ -84,7 +84,7 @@ def test_data_uri_without_base64_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("mime", "shown"), [("text/plain", "'text/plain'"), ("application/pdf", "'application/pdf'"), ("", "'none'")]
+    ("mime", "shown"), [("text/plain", '"text/plain"'), ("application/pdf", '"application/pdf"'), ("", "type none;")]
 )
 def test_non_image_media_type_is_refused(mime, shown):
     message = invalid_image(f"data:{mime};base64,{base64.b64encode(png_bytes()).decode()}", settings())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from npc_video_client.contract import ErrorCode, JobStatus
 from pipelines import families
@@ -19,16 +20,46 @@ from tests.support.video import decode_mp4, path_of
 def test_generates_a_playable_mp4_matching_the_result(runner):
     result = runner.run(envelope(width=64, height=48, fps=8, duration=1.0))
     assert result.status == JobStatus.COMPLETED, result.error_message
-    assert (result.width, result.height, result.fps, result.num_frames) == (64, 48, 8, 9)
+    assert (result.width, result.height, result.fps, result.num_frames) == (64, 48, 8, 8)
+    assert (result.generated_frames, result.generated_fps) == (17, 16)  # Wan's own rate, resampled down to 8 fps
     assert result.content_type == "video/mp4"
-    assert result.duration_sec == pytest.approx(9 / 8, abs=1e-3)
+    assert result.duration_sec == pytest.approx(1.0, abs=1e-3)
     meta, frames = decode_mp4(path_of(result.url))
-    assert frames.shape == (9, 48, 64, 3)
+    assert frames.shape == (8, 48, 64, 3)
     assert meta["fps"] == pytest.approx(8)
     assert path_of(result.thumbnail_url).read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
     assert result.storage_key and result.storage_key.startswith("npc-7/")
     assert result.timings.total_ms >= result.timings.generate_ms > 0
     assert not result.cache_hit
+
+
+@pytest.mark.parametrize("fps", [8, 30])
+def test_a_3_s_job_lasts_3_s_at_any_fps_with_motion_generated_at_16_fps(runner, fps):
+    """Issue 10: Wan's motion is timed at 16 fps, so 3 s are 49 generated frames (48 snapped to 4k+1, 3.0625 s)
+    whatever the output rate; the file is resampled to `fps` and lasts the 3 s asked for, +- one output frame."""
+    result = runner.run(envelope(f"timing-{fps}", width=32, height=32, fps=fps, duration=3.0, steps=1))
+    assert result.status == JobStatus.COMPLETED, result.error_message
+    assert (result.generated_fps, result.generated_frames) == (16, WAN_I2V.frame_rule.snap(48)) == (16, 49)
+    meta, frames = decode_mp4(path_of(result.url))
+    assert meta["fps"] == pytest.approx(fps) and result.fps == fps
+    assert len(frames) == result.num_frames
+    duration = len(frames) / fps
+    assert result.duration_sec == pytest.approx(duration, abs=1e-3)
+    assert abs(duration - 3.0) <= 1 / fps + 1e-9  # 3 s, +- one frame of the file
+    assert duration <= 49 / 16  # never more than the generated motion
+    with Image.open(path_of(result.thumbnail_url)) as poster:  # the poster is the first frame
+        pixels = np.asarray(poster.convert("RGB")).astype(int)
+    assert np.abs(pixels - frames[0]).mean() < np.abs(pixels - frames[-1]).mean() / 2
+
+
+def test_stretch_timing_plays_fps_x_duration_generated_frames_as_another_video(make_runner):
+    job = envelope(width=32, height=32, fps=8, duration=1.0)
+    native = make_runner().run(job)
+    stretch = make_runner(catalog_extra='[models.tiny-wan.presets.realtime]\nmotion = "stretch"\n').run(job)
+    assert (native.generated_frames, native.generated_fps, native.num_frames, native.fps) == (17, 16, 8, 8)
+    assert (stretch.generated_frames, stretch.generated_fps, stretch.num_frames, stretch.fps) == (9, 8, 9, 8)
+    assert len(decode_mp4(path_of(stretch.url))[1]) == 9
+    assert stretch.storage_key != native.storage_key and not stretch.cache_hit  # same storage, not reused
 
 
 def test_mp4_is_h264_yuv420p_with_faststart(runner):
@@ -119,7 +150,7 @@ def test_result_reports_prompt_loras_and_resolved_values(runner):
     [
         ({"intensity": 1.5}, ErrorCode.INVALID_PARAMS, "params.intensity"),
         ({"quality_preset": "ultra"}, ErrorCode.INVALID_PARAMS, "params.quality_preset"),
-        ({"loras": ["nope"]}, ErrorCode.UNKNOWN_LORA, "'nope'"),
+        ({"loras": ["nope"]}, ErrorCode.UNKNOWN_LORA, '"nope"'),
         ({"loras": ["glow:3"]}, ErrorCode.INVALID_PARAMS, "-2.0..2.0"),
         ({"npc_base_image": "data:text/plain;base64,aGVsbG8="}, ErrorCode.INVALID_IMAGE, "text/plain"),
         ({"npc_base_image": data_uri(b"not an image")}, ErrorCode.INVALID_IMAGE, "cannot be decoded"),

@@ -2,8 +2,9 @@
 
 The job params have no model field: a job runs on the catalog's default model unless a style picks another. The
 derived catalog makes the row's model the default (its per-preset hand-overs stay as written: a row then reports
-the model that ran) and gives every model the setting's speed table. Paths are the loaded catalog's, already
-absolute, so the file works from any folder; any field of a model entry the catalog knows is carried over.
+the model that ran) and gives every model the setting's speed table and per-preset overrides. Paths are the loaded
+catalog's, already absolute, so the file works from any folder; any field of a model entry the catalog knows is
+carried over.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import tomli_w
 
-from models.catalog import Catalog
+from models.catalog import Catalog, PresetOverride
+from npc_video_client.contract import QualityPreset
 from worker.bench.options import Setting
 
 
@@ -24,6 +26,13 @@ def derived_catalog(catalog: Catalog, model: str, setting: Setting) -> dict[str,
     for name, entry in catalog.models.items():
         speed = setting.speed_for(entry.speed).model_dump(mode="json", exclude_none=True)
         document["models"][name]["speed"] = speed
+        if setting.presets:
+            document["models"][name]["presets"] = {
+                preset.value: setting.preset_for(
+                    entry.presets.get(preset, PresetOverride()), set(catalog.loras)
+                ).model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+                for preset in QualityPreset
+            }
     return document
 
 

@@ -253,12 +253,18 @@ def step_flops(
 
 
 def configs_of_pipeline(pipe: Any) -> dict[str, Config | None]:
-    """The transformer, VAE and image encoder configs of a loaded pipeline (the first expert of two)."""
+    """The transformer, VAE and image encoder configs of a loaded pipeline (the first expert of two).
+
+    A transformer constructed directly (a synthetic model) has no `_class_name` in its config, unlike one read
+    from a checkpoint: it is taken from the instance, so the meta rebuild finds its class either way.
+    """
     transformer = getattr(pipe, "transformer", None) or getattr(pipe, "transformer_2", None)
     vae = getattr(pipe, "vae", None)
     image_encoder = getattr(pipe, "image_encoder", None)
     return {
-        "transformer": dict(transformer.config) if transformer is not None else None,
+        "transformer": {"_class_name": type(transformer).__name__, **transformer.config}
+        if transformer is not None
+        else None,
         "vae": dict(vae.config) if vae is not None else None,
         "image_encoder": image_encoder.config.to_dict() if image_encoder is not None else None,
     }

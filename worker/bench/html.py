@@ -66,6 +66,13 @@ def _cells(values: list[str], header: bool = False, names: int = 0) -> str:
     )
 
 
+def _psnr(value: Any) -> str:
+    """A row's psnr_db: "inf" (identical to the baseline), a number, or null (the baseline, or nothing to compare)."""
+    if value is None:
+        return "-"
+    return "identical" if value == "inf" else f"{value:.2f}"
+
+
 def _percent(value: Any) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
@@ -82,6 +89,7 @@ RESULT_COLUMNS: list[Column] = [
     ("max ms", lambda row: _number(row["max_ms"])),
     ("steps", lambda row: str(row["steps"])),
     ("s / step", lambda row: _number(row["s_per_step"], 3)),
+    ("PSNR dB", lambda row: _psnr(row.get("psnr_db"))),
     ("frames", lambda row: str(row["frames"])),
     ("size", lambda row: f"{row['width']}x{row['height']}"),
     ("cfg", lambda row: f"{row['cfg']:g}" + (" (x2)" if row.get("cfg_passes") == 2 else "")),
@@ -169,7 +177,8 @@ def render_html(results: dict[str, Any], out: Path, plot: Path) -> str:
 <h2>Results</h2>
 {_results_table(rows)}
 <p class="note">End to end: from the job's validation to the stored MP4 (in-process), or from submit to result (queue).
-s / step: median denoising step, the first step of each run left out. FLOP / step: the transformer formula of
+s / step: median denoising step, the first step of each run left out. PSNR dB: the frames against the catalog row of
+the same model and preset on the same seeds ("identical": bit for bit). FLOP / step: the transformer formula of
 docs/benchmarks.md, x2 when classifier-free guidance runs an unconditional pass.</p>
 <h2>Stages (p50 ms)</h2>
 {_stage_table(rows)}

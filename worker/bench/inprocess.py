@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+
 from npc_video_client.contract import JobEnvelope
 from pipelines.runner import frames_to_uint8
 from pipelines.stages import StageRecorder
 from worker.bench.flops import Config, configs_of_pipeline
 from worker.bench.machine import is_cuda, peak_memory_bytes, reset_peak_memory, rss_bytes, synchronize
 from worker.bench.records import RunRecord
-from worker.encode import encode_mp4, write_thumbnail
+from worker.encode import encode_video, write_thumbnail
 from worker.jobs import SilentHooks
 from worker.runtime import build_runner
 from worker.settings import Settings
@@ -41,9 +43,12 @@ def _ms_since(started: float) -> float:
 
 
 class InProcessGroup:
-    def __init__(self, settings: Settings, catalog_path: Path, scratch: Path, stock: bool) -> None:
+    def __init__(
+        self, settings: Settings, catalog_path: Path, scratch: Path, stock: bool, keep_frames: bool = False
+    ) -> None:
         self.scratch = scratch
         self.stock = stock
+        self.keep_frames = keep_frames  # save each run's frames for psnr_db (worker.bench.psnr)
         storage = scratch / "outputs"
         self.runner = build_runner(
             settings.model_copy(update={"catalog": catalog_path, "storage_url": f"file://{storage}"})
@@ -67,6 +72,7 @@ class InProcessGroup:
         frames = runner.generate(prepared, hooks)
         result = runner.finish(prepared, frames)
         e2e_ms = _ms_since(started)
+        frames_file = self._keep(envelope.job_id, frames)
         timings, recorder = result.timings, prepared.stages
         load_ms = timings.load_ms + timings.swap_ms
         pipeline = {stage: value for stage, value in recorder.stages_ms().items() if value is not None}
@@ -84,16 +90,25 @@ class InProcessGroup:
             },
             steady_step_seconds=steps[1:] if len(steps) >= 2 else steps,
             steps=request.steps,
-            frames=request.num_frames,
+            frames=request.generated_frames,
             width=request.width,
             height=request.height,
-            fps=request.fps,
+            fps=request.generated_fps,
             cfg=request.cfg,
             ran_model=request.model,
             output_bytes=video.stat().st_size if video else None,
             video=video,
             poster=file_of(result.thumbnail_url),
+            frames_file=frames_file,
         )
+
+    def _keep(self, job_id: str, frames: np.ndarray) -> Path | None:
+        """The run's frames as a .npy file in the scratch folder (after the run's clock stopped)."""
+        if not self.keep_frames:
+            return None
+        path = self.scratch / f"{job_id}.npy"
+        np.save(path, frames)
+        return path
 
     def _run_stock(self, document: dict[str, Any]) -> RunRecord:
         """The pipeline called directly with the kwargs the worker would pass; only the call is timed."""
@@ -111,23 +126,25 @@ class InProcessGroup:
         synchronize(self.device)
         call_ms = _ms_since(started)
         frames = frames_to_uint8(output)
+        frames_file = self._keep(prepared.job_id, frames)
         video, poster = self.scratch / f"{prepared.job_id}.mp4", self.scratch / f"{prepared.job_id}.jpg"
-        encode_mp4(frames, request.fps, video)
+        encode_video(frames, request.timing, video)
         write_thumbnail(frames[0], poster)
         return RunRecord(
             e2e_ms=call_ms,
             stages={"generate": call_ms},
             steady_step_seconds=[],
             steps=request.steps,
-            frames=request.num_frames,
+            frames=request.generated_frames,
             width=request.width,
             height=request.height,
-            fps=request.fps,
+            fps=request.generated_fps,
             cfg=request.cfg,
             ran_model=request.model,
             output_bytes=video.stat().st_size,
             video=video,
             poster=poster,
+            frames_file=frames_file,
         )
 
     # -- what a row reports besides latency ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from npc_video_client.contract import QualityPreset
-from worker.bench.options import BenchUsageError
+from worker.bench.options import BenchUsageError, overrides_for
 
 PORTRAIT_SIZE = (512, 512)
 BENCH_PARAMS: dict[str, Any] = {
@@ -56,7 +56,9 @@ def base_image_uri(image: Path | None) -> str:
 
 
 def job_params(image_uri: str, preset: QualityPreset | str, overrides: dict[str, Any]) -> dict[str, Any]:
-    return {**BENCH_PARAMS, "npc_base_image": image_uri, "quality_preset": str(preset), **overrides}
+    """The params of one preset's jobs: `overrides` as parse_overrides returns them (plain and `PRESET:field`)."""
+    preset = str(preset)
+    return {**BENCH_PARAMS, "npc_base_image": image_uri, "quality_preset": preset, **overrides_for(overrides, preset)}
 
 
 def envelope(

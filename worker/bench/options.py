@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.catalog import Catalog
+from models.catalog import Catalog, PresetOverride
 from models.speed import MagCache, SpeedSettings, TaylorSeerCache
 from npc_video_client.contract import NpcResponseParams, QualityPreset, describe_validation_error
 
@@ -75,27 +75,41 @@ def check_presets(text: str) -> list[QualityPreset]:
 
 # -- job overrides --------------------------------------------------------------------------------------------
 def parse_overrides(values: list[str], sample: dict[str, Any]) -> dict[str, Any]:
-    """`--override width=64 --override "height=64 steps=2"`: job params fields set on every job, values JSON scalars.
+    """`--override width=64 --override "height=64 steps=2"`: job params fields set on every job, values JSON scalars;
+    `PRESET:field=value` sets a field on that preset's jobs only (`quality:width=768`), over a plain one.
 
-    `sample` is a complete job params object: the overridden one must still validate as NpcResponseParams.
+    `sample` is a complete job params object: the overridden one must still validate as NpcResponseParams, for
+    every preset.
     """
     known = sorted(set(NpcResponseParams.model_fields) - set(BENCH_OWNED_PARAMS))
+    presets = [preset.value for preset in QualityPreset]
     overrides: dict[str, Any] = {}
     for value in values:
         for pair in shlex.split(value):
             key, sign, text = pair.partition("=")
-            if not sign or not key:
-                raise BenchUsageError(f"--override {pair!r} is not key=value (e.g. width=64)")
-            if key in BENCH_OWNED_PARAMS:
-                raise BenchUsageError(f"--override {key} is not allowed: {BENCH_OWNED_PARAMS[key]}")
-            if key not in NpcResponseParams.model_fields:
-                raise BenchUsageError(f"unknown --override key {key!r}; job params fields: {', '.join(known)}")
+            scope, colon, field_name = key.rpartition(":")
+            if not sign or not field_name or (colon and not scope):
+                raise BenchUsageError(f"--override {pair!r} is not key=value (e.g. width=64 or quality:width=768)")
+            if scope and scope not in presets:
+                raise BenchUsageError(f"--override {pair!r}: unknown preset {scope!r}; known: {', '.join(presets)}")
+            if field_name in BENCH_OWNED_PARAMS:
+                raise BenchUsageError(f"--override {field_name} is not allowed: {BENCH_OWNED_PARAMS[field_name]}")
+            if field_name not in NpcResponseParams.model_fields:
+                raise BenchUsageError(f"unknown --override key {field_name!r}; job params fields: {', '.join(known)}")
             overrides[key] = parse_scalar(text)
-    try:
-        NpcResponseParams.model_validate({**sample, **overrides})
-    except ValidationError as exc:
-        raise BenchUsageError(f"--override: {describe_validation_error(exc, 'params')}") from exc
+    for preset in presets:
+        try:
+            NpcResponseParams.model_validate({**sample, **overrides_for(overrides, preset)})
+        except ValidationError as exc:
+            raise BenchUsageError(f"--override: {describe_validation_error(exc, 'params')}") from exc
     return overrides
+
+
+def overrides_for(overrides: dict[str, Any], preset: str) -> dict[str, Any]:
+    """The job params fields one preset's jobs get: the plain overrides, then that preset's own (`PRESET:field`)."""
+    plain = {key: value for key, value in overrides.items() if ":" not in key}
+    scoped = {key.partition(":")[2]: value for key, value in overrides.items() if key.startswith(f"{preset}:")}
+    return {**plain, **scoped}
 
 
 # -- settings -------------------------------------------------------------------------------------------------
@@ -106,14 +120,21 @@ def _speed_keys() -> list[str]:
 
 
 SPEED_KEYS = _speed_keys()
+# `preset.<field>`: a per-preset override (`[models.X.presets.P]`) set for every preset of every model, e.g. a
+# step-distilled configuration: preset.steps=4,preset.cfg=1.0,preset.loras=lightx2v-4step (LoRAs joined by +).
+PRESET_PREFIX = "preset."
+PRESET_KEYS = [f"{PRESET_PREFIX}{name}" for name in PresetOverride.model_fields if name != "model"]
+LORA_SEPARATOR = "+"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A column of the matrix: the catalog as written, stock diffusers, or the catalog with speed overrides."""
+    """A column of the matrix: the catalog as written, stock diffusers, or the catalog with speed overrides and
+    per-preset overrides."""
 
     name: str
     speed: dict[str, Any] = field(default_factory=dict)  # dotted keys of [models.X.speed] -> values
+    presets: dict[str, Any] = field(default_factory=dict)  # fields of [models.X.presets.P], set for every P
 
     @property
     def stock(self) -> bool:
@@ -122,7 +143,30 @@ class Setting:
     def describe(self) -> dict[str, Any]:
         if self.stock:
             return {"name": self.name, "kind": "stock"}
-        return {"name": self.name, "kind": "catalog", "speed_overrides": self.speed}
+        described: dict[str, Any] = {"name": self.name, "kind": "catalog", "speed_overrides": self.speed}
+        if self.presets:
+            described["preset_overrides"] = self.presets
+        return described
+
+    def preset_for(self, base: PresetOverride, known_loras: set[str]) -> PresetOverride:
+        """A model's override of one preset under this setting: the catalog's, with this setting's fields over it."""
+        if not self.presets:
+            return base
+        data = {**base.model_dump(exclude_none=True), **self.presets}
+        try:
+            override = PresetOverride.model_validate(data)
+        except ValidationError as exc:
+            raise BenchUsageError(
+                f"--setting {self.name}: the preset override {data} is invalid: "
+                f"{describe_validation_error(exc, 'preset')}"
+            ) from exc
+        unknown = sorted({ref.partition(":")[0] for ref in override.loras} - known_loras)
+        if unknown:
+            raise BenchUsageError(
+                f"--setting {self.name}: preset.loras names {', '.join(unknown)}, not in the catalog's [loras] "
+                f"(known: {', '.join(sorted(known_loras)) or 'none'})"
+            )
+        return override
 
     def speed_for(self, base: SpeedSettings) -> SpeedSettings:
         """The speed table a model runs with under this setting (stock: none at all)."""
@@ -153,10 +197,14 @@ class Setting:
 
 
 def parse_setting(text: str) -> Setting:
-    """`catalog`, `stock` or `NAME:key=value,...` (keys of [models.X.speed], e.g. compile:compile=true)."""
+    """`catalog`, `stock` or `NAME:key=value,...` (keys of [models.X.speed], e.g. compile:compile=true, and
+    `preset.<field>` of the per-preset overrides, e.g. distilled:preset.steps=4,preset.cfg=1.0)."""
     name, colon, body = text.partition(":")
     name = name.strip()
-    usage = f"use {CATALOG_SETTING}, {STOCK_SETTING} or NAME:key=value,... with keys {', '.join(SPEED_KEYS)}"
+    usage = (
+        f"use {CATALOG_SETTING}, {STOCK_SETTING} or NAME:key=value,... with keys {', '.join(SPEED_KEYS)}, "
+        f"{', '.join(PRESET_KEYS)}"
+    )
     if not colon:
         if name in (CATALOG_SETTING, STOCK_SETTING):
             return Setting(name)
@@ -167,12 +215,17 @@ def parse_setting(text: str) -> Setting:
             f"{CATALOG_SETTING!r} or {STOCK_SETTING!r}"
         )
     speed: dict[str, Any] = {}
+    presets: dict[str, Any] = {}
     for pair in (part.strip() for part in body.split(",")):
         key, sign, value = pair.partition("=")
+        if sign and key in PRESET_KEYS:
+            field_name = key.removeprefix(PRESET_PREFIX)
+            presets[field_name] = value.split(LORA_SEPARATOR) if field_name == "loras" else parse_scalar(value)
+            continue
         if not sign or key not in SPEED_KEYS:
             raise BenchUsageError(f"unknown speed key {key!r} in --setting {text!r}; {usage}")
         speed[key] = parse_scalar(value)
-    return Setting(name, speed)  # values are checked merged with each model's table, before anything runs
+    return Setting(name, speed, presets)  # values are checked merged with each model's tables, before anything runs
 
 
 def check_settings(texts: list[str]) -> list[Setting]:

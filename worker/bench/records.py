@@ -46,6 +46,7 @@ class RunRecord:
     output_bytes: int | None
     video: Path | None = None  # the run's MP4 and poster, until the scratch storage is removed
     poster: Path | None = None
+    frames_file: Path | None = None  # the frames as generated (.npy in the scratch folder), kept for psnr_db
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Row:
     peak_fraction: float | None
     video: str | None = None  # relative to the results folder
     poster: str | None = None
+    psnr_db: float | str | None = None  # against the baseline row (worker.bench.psnr); "inf": identical frames
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

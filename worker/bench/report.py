@@ -26,6 +26,7 @@ CSV_LEADING = [
     "max_ms",
     "steps",
     "s_per_step",
+    "psnr_db",
 ]
 CSV_TRAILING = [
     "peak_device_bytes",

@@ -27,6 +27,7 @@ from worker.bench.inprocess import BenchError, InProcessGroup
 from worker.bench.jobs import envelope
 from worker.bench.machine import environment, is_cuda
 from worker.bench.options import Setting
+from worker.bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
 from worker.bench.queue import QueueGroup, bench_redis
 from worker.bench.records import Row, RunRecord, summarize
 from worker.settings import Settings
@@ -111,7 +112,10 @@ class Session:
         self.token = uuid.uuid4().hex[:8]
         self.device = plan.worker_settings.resolved_device()
         self.rows: list[Row] = []
+        self.outputs: list[list[Output]] = []  # per row: where each measured run's frames are (worker.bench.psnr)
         self.environment: dict[str, Any] = {}
+        names = [setting.name for setting in plan.settings]
+        self.keep_frames = BASELINE_SETTING in names and len(names) > 1  # something to compare with the baseline
 
     def results(self) -> dict[str, Any]:
         """The results document of the rows measured so far (all of them once `run` returned)."""
@@ -137,7 +141,20 @@ class Session:
                     with self._group(model, setting, scratch, redis_url) as group:
                         for preset in plan.presets:
                             self.rows.append(self._row(group, model, preset, setting, peak_tflops))
+            self._compare_with_baseline()  # while the scratch folder still holds the runs' frames
         return self.results()
+
+    def _compare_with_baseline(self) -> None:
+        """psnr_db of every row against the baseline row (the `catalog` setting) of its model and preset."""
+        baselines = {
+            (row.model, row.preset): outputs
+            for row, outputs in zip(self.rows, self.outputs, strict=True)
+            if row.setting == BASELINE_SETTING
+        }
+        for row, outputs in zip(self.rows, self.outputs, strict=True):
+            baseline = baselines.get((row.model, row.preset))
+            if row.setting != BASELINE_SETTING and baseline is not None:
+                row.psnr_db = json_psnr(row_psnr(outputs, baseline))
 
     @contextmanager
     def _group(self, model: str, setting: Setting, scratch: Path, redis_url: str | None) -> Iterator[Group]:
@@ -150,7 +167,9 @@ class Session:
             log_path = plan.out / "logs" / f"serve-{_slug(model)}--{setting.name}.log"
             group = QueueGroup(plan.worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path)
         else:  # stock is the bare pipeline call: in this process whatever --through says
-            group = InProcessGroup(plan.worker_settings, catalog_path, directory, stock=setting.stock)
+            group = InProcessGroup(
+                plan.worker_settings, catalog_path, directory, stock=setting.stock, keep_frames=self.keep_frames
+            )
         try:
             yield group
         finally:
@@ -177,6 +196,7 @@ class Session:
             if index >= plan.warmup:
                 records.append(record)
         summary = summarize(records)
+        self.outputs.append([Output(record.frames_file, record.video) for record in records])
         first = records[0]
         flops = self._flops(group, first)
         flops_per_step = flops.flops_per_step if flops else None

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from worker.cli import bench, contract, demo, jobs, models, serve, synthetic
+from worker.cli import bench, contract, dead, demo, jobs, models, relay, serve, status, synthetic, watch
 from worker.cli.app import app
 from worker.cli.contract import contract_schemas
 
-__all__ = ["app", "bench", "contract", "contract_schemas", "demo", "jobs", "main", "models", "serve", "synthetic"]
+__all__ = [
+    "app",
+    "bench",
+    "contract",
+    "contract_schemas",
+    "dead",
+    "demo",
+    "jobs",
+    "main",
+    "models",
+    "relay",
+    "serve",
+    "status",
+    "synthetic",
+    "watch",
+]
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""`npc-worker schema`: the JSON Schemas of the wire contract."""
+"""`npc-worker schema`: the JSON Schemas of the wire contract.
+
+They are written for strict validators (Ajv's default strict mode, Python jsonschema) and for code generators
+(json-schema-to-typescript): draft 2020-12 with `$schema` and `$id` on every file, and no keyword outside the
+standard vocabulary. pydantic's tagged unions carry an OpenAPI `discriminator` keyword, which strict validators
+refuse: the event union is a plain `oneOf` whose variants each require their own `type` constant instead.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,23 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
 from worker.cli.app import app
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ID_BASE = "urn:npc-video:schema:"  # a name, not a location: the files are shipped in docs/schema
+
+
+class StandardJsonSchema(GenerateJsonSchema):
+    """pydantic's schemas without the OpenAPI-only `discriminator` keyword."""
+
+    def tagged_union_schema(self, schema: core_schema.TaggedUnionSchema) -> JsonSchemaValue:
+        generated = super().tagged_union_schema(schema)
+        generated.pop("discriminator", None)
+        return generated
 
 
 class SchemaKind(StrEnum):
@@ -22,11 +42,13 @@ class SchemaKind(StrEnum):
 
 
 def contract_schemas() -> dict[str, dict[str, Any]]:
-    return {
-        "envelope": JobEnvelope.model_json_schema(),
-        "result": JobResult.model_json_schema(),
-        "event": TypeAdapter(JobEvent).json_schema(),
+    bodies = {
+        "envelope": JobEnvelope.model_json_schema(schema_generator=StandardJsonSchema),
+        "result": JobResult.model_json_schema(schema_generator=StandardJsonSchema),
+        "event": TypeAdapter(JobEvent).json_schema(schema_generator=StandardJsonSchema),
     }
+    bodies["event"]["title"] = "JobEvent"
+    return {name: {"$schema": DIALECT, "$id": f"{ID_BASE}{name}", **body} for name, body in bodies.items()}
 
 
 @app.command()

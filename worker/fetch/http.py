@@ -20,6 +20,7 @@ from urllib3.exceptions import HTTPError, SSLError
 
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
+from npc_video_client.messages import quote
 from worker.fetch.netguard import IPAddress, refusal
 from worker.settings import Settings
 
@@ -100,7 +101,7 @@ def resolve_target(url: str, settings: Settings, deadline: Deadline) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise Refused(f"scheme {scheme or 'none'!r} is not fetched; use http:// or https://")
+        raise Refused(f"scheme {quote(scheme) if scheme else 'none'} is not fetched; use http:// or https://")
     if parts.username is not None or parts.password is not None:
         raise Refused("credentials in the URL are not accepted")
     try:
@@ -112,14 +113,14 @@ def resolve_target(url: str, settings: Settings, deadline: Deadline) -> Target:
         raise Refused("the URL has no host")
     if not host_allowed(host, settings.fetch_allowed_hosts):
         allowed = ", ".join(settings.fetch_allowed_hosts)
-        raise Refused(f"host {host!r} is not in NPC_WORKER_FETCH_ALLOWED_HOSTS ({allowed})")
+        raise Refused(f"host {quote(host)} is not in NPC_WORKER_FETCH_ALLOWED_HOSTS ({allowed})")
     addresses = lookup(host, port, deadline)
     for address in addresses:
         reason = refusal(address, allow_private=settings.allow_private_networks)
         if reason is not None:
             hint = PRIVATE_HINT if refusal(address, allow_private=True) is None else ""
             raise Refused(
-                f"host {host!r} resolves to {address}, which is {reason}; only globally routable addresses are "
+                f"host {quote(host)} resolves to {address}, which is {reason}; only globally routable addresses are "
                 f"fetched{hint}"
             )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -148,10 +149,10 @@ def lookup(host: str, port: int, deadline: Deadline) -> list[IPAddress]:
     thread.start()
     thread.join(deadline.remaining())
     if not answers:
-        raise Refused(f"resolving {host!r} took longer than the fetch timeout")
+        raise Refused(f"resolving {quote(host)} took longer than the fetch timeout")
     answer = answers[0]
     if isinstance(answer, OSError) or not answer:
-        raise Refused(f"host {host!r} cannot be resolved: {answer or 'no addresses'}")
+        raise Refused(f"host {quote(host)} cannot be resolved: {answer or 'no addresses'}")
     return answer
 
 
@@ -173,7 +174,7 @@ def _pool(target: Target, address: IPAddress, deadline: Deadline) -> urllib3.HTT
 
 def _download(target: Target, max_bytes: int, deadline: Deadline) -> bytes | str:
     """The body of a 200 response, or the Location of a redirect; the next address is tried if one is down."""
-    failure = Refused(f"host {target.host!r} has no address")
+    failure = Refused(f"host {quote(target.host)} has no address")
     for address in target.addresses:
         with _pool(target, address, deadline) as pool:
             try:
@@ -188,7 +189,7 @@ def _download(target: Target, max_bytes: int, deadline: Deadline) -> bytes | str
                     assert_same_host=False,
                 )
             except SSLError as exc:
-                raise Refused(f"the TLS certificate of {target.host!r} does not verify: {exc}") from exc
+                raise Refused(f"the TLS certificate of {quote(target.host)} does not verify: {exc}") from exc
             except (HTTPError, OSError) as exc:
                 if deadline.passed():
                     raise deadline.exceeded() from exc
@@ -211,10 +212,11 @@ def _body_or_location(response: urllib3.BaseHTTPResponse, max_bytes: int, deadli
         raise Refused(f"the server answered HTTP {response.status}")
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not content_type.startswith("image/"):
-        raise Refused(f"Content-Type is {content_type or 'missing'!r}; an image/* type is required")
+        shown = quote(content_type) if content_type else "missing"
+        raise Refused(f"Content-Type is {shown}; an image/* type is required")
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise Refused(f"Content-Encoding {encoding!r} is not accepted; serve the image file as is")
+        raise Refused(f"Content-Encoding {quote(encoding)} is not accepted; serve the image file as is")
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise Refused(f"it is {declared} bytes, over the limit of {max_bytes} (NPC_WORKER_MAX_IMAGE_BYTES)")

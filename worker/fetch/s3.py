@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
+from npc_video_client.messages import quote
 from worker.settings import Settings
 from worker.storage.s3 import describe_boto_error, make_s3_client, parse_s3_url
 
@@ -33,7 +34,7 @@ def fetch_s3(url: str, settings: Settings) -> bytes:
     except ValueError as exc:
         raise JobError(ErrorCode.INVALID_IMAGE, f"npc_base_image: {exc}") from exc
     if not location.key:
-        raise JobError(ErrorCode.INVALID_IMAGE, f"npc_base_image {url!r} names a bucket but no object key")
+        raise JobError(ErrorCode.INVALID_IMAGE, f"npc_base_image {quote(url)} names a bucket but no object key")
     limit = settings.max_image_bytes
     try:
         response = client_for(settings.s3_endpoint_url).get_object(Bucket=location.bucket, Key=location.key)

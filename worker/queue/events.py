@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from npc_video_client.clock import now_ms
 from npc_video_client.names import StreamNames
+from worker.queue.connection import is_cluster
 
 
 class EventWriter:
@@ -31,9 +32,14 @@ class EventWriter:
             pipe.publish(self.channel, body)
 
     def emit(self, event: BaseModel) -> None:
+        if is_cluster(self.client):  # redis-py's cluster pipelines refuse PUBLISH: write at once
+            self.add(self.client, event)
+            return
         pipe = self.client.pipeline(transaction=False)
         self.add(pipe, event)
-        pipe.execute()
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):  # the server's own error (a failover's READONLY, NOREPLICAS, ...)
+                raise reply
 
 
 class ProgressThrottle:

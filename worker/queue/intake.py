@@ -41,6 +41,12 @@ class Intake:
         self.max_skips = max_skips
         self.prefer = prefer
         self._last_scan = float("-inf")
+        self._quiet_until = float("-inf")
+
+    def hold_take_overs(self) -> None:
+        """Redis was unreachable: every entry looks idle now, its owner alive or not. Take nothing over for one
+        claim_idle_ms, so the owners' keepalives refresh what is still theirs first."""
+        self._quiet_until = time.monotonic() + self.leases.claim_idle_ms / 1000
 
     def next_lease(self) -> Lease | None:
         """The next entry to run (marked running), or None after waiting up to block_ms with nothing to do."""
@@ -69,7 +75,7 @@ class Intake:
     def _take_over_stale(self) -> None:
         """At most one scan a second (or per quarter of claim_idle_ms), up to `lookahead` entries per lane."""
         now = time.monotonic()
-        if now - self._last_scan < min(TAKE_OVER_SCAN_S, self.leases.claim_idle_ms / 4000):
+        if now < self._quiet_until or now - self._last_scan < min(TAKE_OVER_SCAN_S, self.leases.claim_idle_ms / 4000):
             return
         self._last_scan = now
         for lane in LANES_BY_PRIORITY:

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from npc_video_client.names import GROUP, LANES_BY_PRIORITY, Lane, StreamNames
+from worker.queue.connection import run_scripts
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ if #info == 0 then
   return 'done'
 end
 if info[1][2] ~= ARGV[2] then return 'taken' end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+-- XCLAIM drops an entry deleted while pending from the pending list and returns nothing for it
+if #redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID') == 0 then return 'gone' end
 return 'owned'
 """
 
@@ -72,6 +74,7 @@ class Lease:
     due: float = 0.0
     skips: int = 0
     running: bool = False
+    solo: bool = False  # run alone, never in a batch (its last attempt failed in one)
     waits: int = 0
     origin: str = "read"
     job_id: str | None = field(default=None)
@@ -194,10 +197,9 @@ class Leases:
         leases = self.owned()
         if not leases:
             return {}
-        pipe = self.client.pipeline(transaction=False)
-        for lease in leases:
-            self._refresh(keys=[lease.stream], args=[GROUP, self.consumer, lease.entry_id], client=pipe)
-        replies = pipe.execute(raise_on_error=False)
+        replies = run_scripts(
+            self.client, [(self._refresh, [lease.stream], [GROUP, self.consumer, lease.entry_id]) for lease in leases]
+        )
         counts: dict[Ownership, int] = {}
         for lease, reply in zip(leases, replies, strict=True):
             if isinstance(reply, Exception):

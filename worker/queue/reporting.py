@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
 from npc_video_client.contract import JobProcessingEvent, JobProgressEvent, QualityPreset
 from worker.logs import add_log_context
 from worker.queue.events import EventWriter, ProgressThrottle
+from worker.queue.waiting import is_transient
 
 log = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
@@ -33,6 +35,7 @@ class RedisJobHooks:
         *,
         progress_interval_ms: int,
         on_step: Callable[[], None],
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.events = events
         self.client = client
@@ -41,12 +44,18 @@ class RedisJobHooks:
         self.attempt = attempt
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
+        self.metadata = metadata  # the envelope's, echoed in every event
         self._redis_down_until = 0.0
 
     def processing(self, model: str, preset: QualityPreset) -> None:
         add_log_context(model=model)
         event = self.events.stamp(
-            JobProcessingEvent, job_id=self.job_id, attempt=self.attempt, model=model, preset=preset
+            JobProcessingEvent,
+            job_id=self.job_id,
+            attempt=self.attempt,
+            model=model,
+            preset=preset,
+            metadata=self.metadata,
         )
         self._best_effort(lambda: self.events.emit(event))
 
@@ -59,6 +68,7 @@ class RedisJobHooks:
                 step=step,
                 total_steps=total_steps,
                 progress=round(step / total_steps, 4),
+                metadata=self.metadata,
             )
             self._best_effort(lambda: self.events.emit(event))
 
@@ -71,7 +81,9 @@ class RedisJobHooks:
             return None
         try:
             return call()
-        except REDIS_ERRORS as exc:
+        except redis.RedisError as exc:
+            if not isinstance(exc, REDIS_ERRORS) and not (isinstance(exc, redis.ResponseError) and is_transient(exc)):
+                raise
             self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
             log.warning(
                 "redis unavailable mid-job (%s); events and cancel checks paused for %.0f s", exc, REDIS_RETRY_AFTER_S

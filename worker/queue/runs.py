@@ -1,13 +1,16 @@
-"""Where a run of a job starts: one atomic check that counts attempts and keeps a job from running twice.
+"""Where a run of a job starts: one atomic claim that keeps a job from running twice, and the attempt count.
 
-A run starts only if the job has no final result yet (a job id that ended is never run again) and no other live
-run holds the job's lock; it then takes the lock (a key that expires unless its worker's keepalive renews it)
-and increments the job's attempt counter. Attempts therefore count runs, not deliveries: read-ahead, take-overs
-and recoveries do not make a job look poisonous, and two entries of one job id never generate side by side.
+The intake claims a job for a run only if it has no final result yet (a job id that ended is never run again)
+and no other live run holds the job's lock; the claim takes the lock, a key that expires unless its worker's
+keepalive renews it, so two entries of one job id never run side by side. The attempt is counted when the run
+really begins: when the device starts it (or it goes out as a cache hit), or when its preparation fails. Attempts
+therefore count runs, not deliveries, and not jobs merely prepared ahead of the device when their worker died:
+read-ahead, prefetching, take-overs and recoveries do not make a job look poisonous.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +19,8 @@ from typing import Any
 import redis
 
 from npc_video_client.names import StreamNames
+from worker.queue.connection import run_scripts
+from worker.queue.leases import Lease
 
 # Shared by the scripts that must not act on a job that already ended.
 FINAL_RESULT_LUA = """
@@ -30,35 +35,79 @@ local function final_status(key)
 end
 """
 
-# KEYS: result, lock, attempts.  ARGV: token, lock_ms, attempts_ttl_s.
-_START = (
+# KEYS: result, lock.  ARGV: token, lock_ms, the token prefix of this consumer and entry.
+# A lock held under this consumer name for this very entry was left by its previous process (a restart under the
+# same name): it is taken over at once instead of waiting for it to expire.
+_CLAIM = (
     FINAL_RESULT_LUA
     + """
 local status = final_status(KEYS[1])
 if status then return {'final', status} end
 local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return {'busy', holder} end
+if holder and holder ~= ARGV[1] and string.sub(holder, 1, #ARGV[3]) ~= ARGV[3] then return {'busy', holder} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-local attempt = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-return {'run', attempt}
+return {'run', ''}
 """
 )
+# KEYS: attempts.  ARGV: attempts_ttl_s.
+_BEGIN = "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) return n"
 
-_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+# Renew the holder's lock; one that expired while Redis was unreachable (or lost with its data) is taken again
+# when nobody else took it meanwhile.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+return 0
+"""
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+@dataclass
+class Run:
+    """One claimed run of a job: its lease, the job lock's token, its attempt number (0 until it begins), and the
+    envelope's metadata (echoed in every event and the result)."""
+
+    lease: Lease
+    job_id: str
+    token: str
+    attempt: int = 0
+    metadata: dict[str, Any] | None = None
+
+
+class RunRegistry:
+    """The runs in progress here, whose job locks the keepalive renews."""
+
+    def __init__(self) -> None:
+        self._runs: dict[int, Run] = {}
+        self._lock = threading.Lock()
+
+    def track(self, run: Run) -> None:
+        with self._lock:
+            self._runs[id(run.lease)] = run
+
+    def untrack(self, run: Run) -> None:
+        with self._lock:
+            self._runs.pop(id(run.lease), None)
+
+    def forget(self, lease: Lease) -> None:
+        with self._lock:
+            self._runs.pop(id(lease), None)
+
+    def locks(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(run.job_id, run.token) for run in self._runs.values()]
+
+
 class Verdict(StrEnum):
-    RUN = "run"  # the lock is ours: run it as attempt `attempt`
+    RUN = "run"  # the lock is ours: prepare it, and count its attempt when it begins
     FINAL = "final"  # the job already ended: acknowledge this entry, nothing more
     BUSY = "busy"  # another live run holds the job: look again later
 
 
 @dataclass(frozen=True)
-class RunStart:
+class Claim:
     verdict: Verdict
-    attempt: int = 0
     detail: str = ""  # the final status, or the holder of the lock
 
 
@@ -73,31 +122,40 @@ class RunGate:
         self.consumer = consumer
         self.lock_ms = lock_ms
         self.attempts_ttl_s = attempts_ttl_s
-        self._start = client.register_script(_START)
+        self._claim = client.register_script(_CLAIM)
+        self._begin = client.register_script(_BEGIN)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def new_token(self, entry_id: str) -> str:
         """Names the run holding a job lock: consumer, entry and a nonce (two runs never share one)."""
-        return f"{self.consumer}/{entry_id}/{uuid.uuid4().hex[:12]}"
+        return f"{self._token_prefix(entry_id)}{uuid.uuid4().hex[:12]}"
 
-    def start(self, job_id: str, token: str) -> RunStart:
-        keys = [self.names.result(job_id), self.names.running(job_id), self.names.attempts(job_id)]
-        reply: Any = self._start(keys=keys, args=[token, self.lock_ms, self.attempts_ttl_s])
-        verdict = Verdict(_text(reply[0]))
-        if verdict is Verdict.RUN:
-            return RunStart(verdict, attempt=int(reply[1]))
-        return RunStart(verdict, detail=_text(reply[1]))
+    def _token_prefix(self, entry_id: str) -> str:
+        return f"{self.consumer}/{entry_id}/"
+
+    def claim(self, job_id: str, token: str) -> Claim:
+        keys = [self.names.result(job_id), self.names.running(job_id)]
+        entry_id = token.removeprefix(f"{self.consumer}/").split("/", 1)[0]
+        args: list[Any] = [token, self.lock_ms, self._token_prefix(entry_id)]
+        reply: Any = self._claim(keys=keys, args=args)
+        return Claim(Verdict(_text(reply[0])), detail=_text(reply[1]))
+
+    def begin(self, job_id: str) -> int:
+        """Count a run that begins (on the device, as a cache hit, or failing in preparation): its attempt."""
+        return int(self._begin(keys=[self.names.attempts(job_id)], args=[self.attempts_ttl_s]))
 
     def renew(self, locks: list[tuple[str, str]]) -> None:
         """Keep the locks of the runs in progress here alive: (job_id, token) pairs, one round trip."""
         if not locks:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, token in locks:
-            self._renew(keys=[self.names.running(job_id)], args=[token, self.lock_ms], client=pipe)
-        pipe.execute()
+        replies = run_scripts(
+            self.client, [(self._renew, [self.names.running(job_id)], [token, self.lock_ms]) for job_id, token in locks]
+        )
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
 
     def release(self, job_id: str, token: str) -> None:
-        """Let the job go without a final write (its run failed and will be retried later)."""
+        """Let the job go without a final write: a claimed run that never began (a stop while it waited)."""
         self._release(keys=[self.names.running(job_id)], args=[token])

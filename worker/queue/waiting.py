@@ -20,7 +20,10 @@ from worker.shutdown import ImmediateShutdown, ShutdownFlag
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TRANSIENT_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+# Replies that mean "not now": redis-py turns some into their own classes (and strips the code from the message),
+# the others are recognised by the code that starts the message.
+TRANSIENT_ERRORS = (redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+TRANSIENT_REPLIES = ("LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "UNBLOCKED")
 FIRST_DELAY_S = 0.2
 LONGEST_DELAY_S = 5.0
 
@@ -30,21 +33,37 @@ class StopWaiting(Exception):
 
 
 def is_transient(exc: redis.ResponseError) -> bool:
-    return str(exc).split(" ", 1)[0] in TRANSIENT_REPLIES
+    """A failover (a replica refusing writes, a blocked read unblocked by a role change), a restart still loading
+    its data, a cluster moving slots: wait, do not fail."""
+    return isinstance(exc, TRANSIENT_ERRORS) or str(exc).split(" ", 1)[0] in TRANSIENT_REPLIES
 
 
 class RedisWaiter:
-    def __init__(self, shutdown: ShutdownFlag, beat: Callable[[], None], recreate_groups: Callable[[], None]):
+    """`on_recovered` is called when a call succeeds after Redis was unreachable (a restart, a failover)."""
+
+    def __init__(
+        self,
+        shutdown: ShutdownFlag,
+        beat: Callable[[], None],
+        recreate_groups: Callable[[], None],
+        on_recovered: Callable[[], None] | None = None,
+    ):
         self.shutdown = shutdown
         self.beat = beat
         self.recreate_groups = recreate_groups
+        self.on_recovered = on_recovered
 
     def call(self, operation: Callable[[], T], *, stop_on_request: bool = False) -> T:
         delay = FIRST_DELAY_S
+        failed = False
         while True:
             try:
-                return operation()
+                value = operation()
+                if failed and self.on_recovered is not None:
+                    self.on_recovered()
+                return value
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failed = True
                 log.warning("redis unavailable (%s); retrying in %.1f s", exc, delay)
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
@@ -53,6 +72,7 @@ class RedisWaiter:
                     continue
                 if not is_transient(exc):
                     raise
+                failed = True
                 log.warning("redis not ready (%s); retrying in %.1f s", exc, delay)
             self._pause(delay, stop_on_request)
             delay = min(delay * 2, LONGEST_DELAY_S)

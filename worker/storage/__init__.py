@@ -13,10 +13,12 @@ __all__ = ["LocalStorage", "S3Storage", "Storage", "StorageConfigError", "open_s
 
 
 def open_storage(settings: Settings) -> Storage:
-    """`file://DIR` (relative DIR: against the working directory) or `s3://bucket/prefix`."""
+    """`file://DIR` (relative DIR: against the working directory) or `s3://bucket/prefix`; with a public base URL,
+    result URLs point there (for a local directory: where a web server serves it)."""
     url = settings.storage_url
     if url.startswith("file://"):
-        return LocalStorage(Path(url.removeprefix("file://")).expanduser().resolve())
+        root = Path(url.removeprefix("file://")).expanduser().resolve()
+        return LocalStorage(root, public_base_url=settings.public_base_url)
     if url.lower().startswith("s3://"):
         return S3Storage.from_settings(url, settings)
     raise StorageConfigError(f"storage URL {url!r} is not supported; use file://DIR or s3://bucket/prefix")

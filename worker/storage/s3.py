@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
+from npc_video_client.messages import quote as quote_json
 from worker.settings import Settings
 from worker.storage.base import StorageConfigError
 
@@ -48,14 +49,16 @@ def parse_s3_url(url: str) -> S3Location:
     """Split `s3://bucket/key`, refusing what S3 would not accept or what would be ambiguous as a key."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "s3":
-        raise ValueError(f"{url!r} is not an s3://bucket/key URL")
+        raise ValueError(f"{quote_json(url)} is not an s3://bucket/key URL")
     if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
-        raise ValueError(f"{url!r} must be s3://bucket/key without credentials, port, '?' or '#'")
+        raise ValueError(f"{quote_json(url)} must be s3://bucket/key without credentials, port, '?' or '#'")
     if not BUCKET_NAME.match(parts.netloc):
-        raise ValueError(f"bucket {parts.netloc!r} in {url!r} is not a valid bucket name (3-63 of a-z 0-9 . -)")
+        raise ValueError(
+            f"bucket {quote_json(parts.netloc)} in {quote_json(url)} is not a valid bucket name (3-63 of a-z 0-9 . -)"
+        )
     key = parts.path.removeprefix("/")
     if any(segment in (".", "..") for segment in key.split("/")):
-        raise ValueError(f"key {key!r} in {url!r} must not contain '.' or '..' segments")
+        raise ValueError(f"key {quote_json(key)} in {quote_json(url)} must not contain '.' or '..' segments")
     return S3Location(bucket=parts.netloc, key=key)
 
 

@@ -6,6 +6,7 @@ Field names are exactly those producers already send; do not rename them.
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -14,11 +15,31 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from npc_video_client.messages import quote
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = "1.1"
+CONTRACT_MAJOR = 1
+CONTRACT_VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
 OPERATION_TYPE = "npc_response"
 JOB_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-LORA_REF_PATTERN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)(?::(?P<weight>[-+]?\d+(?:\.\d+)?))?$")
+SEED_MAX = 2**63 - 1
+JSON_SAFE_INTEGER_MAX = 2**53 - 1  # Number.MAX_SAFE_INTEGER: the largest seed a JavaScript producer sends exactly
+
+# LoRA references, `name` or `name:weight` with the weight in -2..2. The patterns are ECMAScript- and Python-safe
+# (ASCII classes, no \d or \s, whose meaning differs between the two) so the JSON Schema says exactly what the
+# worker accepts: LORA_REF_PATTERN is the rule itself, range included; the other two only tell the shape from
+# the range in error messages. Surrounding whitespace (what Python's str.strip() removes) is allowed.
 LORA_WEIGHT_RANGE = (-2.0, 2.0)
+_SPACE = r"[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+_LORA_NAME = r"[A-Za-z0-9._-]+"
+_LORA_WEIGHT = r"[-+]?[0-9]+(?:\.[0-9]+)?"
+_LORA_WEIGHT_IN_RANGE = r"[-+]?0*(?:[01](?:\.[0-9]+)?|2(?:\.0+)?)"
+LORA_REF_PATTERN = f"^{_SPACE}{_LORA_NAME}(?::{_LORA_WEIGHT_IN_RANGE})?{_SPACE}$"
+_LORA_SHAPE = re.compile(f"{_SPACE}(?P<name>{_LORA_NAME})(?::(?P<weight>{_LORA_WEIGHT}))?{_SPACE}")
+_LORA_WEIGHT_OK = re.compile(_LORA_WEIGHT_IN_RANGE)
+
+# Envelope metadata: the producer's own small JSON object, echoed in every event and in the result.
+METADATA_MAX_BYTES = 4096
+METADATA_MAX_KEYS = 32
+METADATA_MAX_DEPTH = 4
 
 
 class ErrorCode(StrEnum):
@@ -59,20 +80,77 @@ class JobStatus(StrEnum):
 
 def parse_lora_ref(ref: str) -> tuple[str, float | None]:
     """Split `name` or `name:weight`; the weight must lie in -2..2. Raises ValueError naming the problem."""
-    match = LORA_REF_PATTERN.match(ref.strip())
+    match = _LORA_SHAPE.fullmatch(ref)
     if match is None:
         raise ValueError(
             f"LoRA reference {quote(ref)} is not 'name' or 'name:weight' "
-            "(name: letters, digits, . _ -; weight: a number)"
+            "(name: letters, digits, . _ -; weight: a decimal number such as 0.5)"
         )
     weight_text = match.group("weight")
     if weight_text is None:
         return match.group("name"), None
-    weight = float(weight_text)
-    low, high = LORA_WEIGHT_RANGE
-    if not low <= weight <= high:
-        raise ValueError(f"LoRA weight {weight} in {quote(ref)} is outside {low}..{high}")
-    return match.group("name"), weight
+    if _LORA_WEIGHT_OK.fullmatch(weight_text) is None:
+        low, high = LORA_WEIGHT_RANGE
+        raise ValueError(f"LoRA weight {weight_text} in {quote(ref)} is outside {low}..{high}")
+    return match.group("name"), float(weight_text)
+
+
+def check_contract_version(version: str) -> str:
+    """Same major: compatible (a newer minor only adds optional fields, which this side ignores)."""
+    if re.fullmatch(CONTRACT_VERSION_PATTERN, version) is None:
+        raise ValueError(f'must be "MAJOR.MINOR", e.g. "{CONTRACT_VERSION}"')
+    major = int(version.split(".", maxsplit=1)[0])
+    if major != CONTRACT_MAJOR:
+        raise ValueError(
+            f"major version {major} is not spoken here: this worker speaks contract {CONTRACT_VERSION} "
+            f"(any {CONTRACT_MAJOR}.x is accepted; leave contract_version out to mean 1.0)"
+        )
+    return version
+
+
+def check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Small enough to be copied into every event: a few ids and labels, not a payload."""
+    if len(metadata) > METADATA_MAX_KEYS:
+        raise ValueError(
+            f"has {len(metadata)} keys, over the limit of {METADATA_MAX_KEYS}; keep ids and short labels here"
+        )
+    depth = _json_depth(metadata, METADATA_MAX_DEPTH + 1)
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(
+            f"is nested more than {METADATA_MAX_DEPTH} levels deep (the object itself is level 1); flatten it"
+        )
+    try:
+        size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"must hold JSON values only (strings, numbers, true/false, null, arrays, objects): {exc}"
+        ) from exc
+    if size > METADATA_MAX_BYTES:
+        raise ValueError(
+            f"is {size} bytes as compact JSON, over the limit of {METADATA_MAX_BYTES}; "
+            "keep ids and short labels here and large data in your own store"
+        )
+    return metadata
+
+
+def _json_depth(value: Any, stop_at: int) -> int:
+    """Nesting depth of objects and arrays (a scalar is 0), counted no further than `stop_at`."""
+    if not isinstance(value, (dict, list, tuple)) or stop_at <= 0:
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_json_depth(child, stop_at - 1) for child in children), default=0)
+
+
+def peek_metadata(payload: Any) -> dict[str, Any] | None:
+    """The metadata of a payload that may fail validation, when it is valid itself (echoed in failed results)."""
+    if isinstance(payload, dict):
+        metadata = payload.get("metadata")
+        if isinstance(metadata, dict) and all(isinstance(key, str) for key in metadata):
+            try:
+                return check_metadata(metadata)
+            except ValueError:
+                return None
+    return None
 
 
 def _json_number(value: Any) -> Any:
@@ -99,6 +177,33 @@ def _json_kind(value: Any) -> str:
 
 JsonNumber = BeforeValidator(_json_number)
 
+LoraRef = Annotated[
+    str,
+    Field(
+        description="a catalog LoRA name, optionally with a weight: 'name' or 'name:weight', weight in -2..2",
+        json_schema_extra={"pattern": LORA_REF_PATTERN},
+    ),
+]
+SEED_DESCRIPTION = (
+    "0..2^63-1. JSON producers whose numbers are IEEE doubles (JavaScript) can send exactly only "
+    "0..2^53-1 (Number.MAX_SAFE_INTEGER): larger integers are rounded before they are sent. "
+    "Absent: a 32-bit seed derived from npc_id."
+)
+Metadata = Annotated[
+    dict[str, Any],
+    Field(json_schema_extra={"maxProperties": METADATA_MAX_KEYS}),
+]
+ContractVersion = Annotated[str, Field(json_schema_extra={"pattern": rf"^{CONTRACT_MAJOR}\.[0-9]+$"})]
+VERSION_DESCRIPTION = (
+    f'The contract version the producer speaks, e.g. "{CONTRACT_VERSION}". A different major is refused with '
+    "invalid_params; absent: 1.0."
+)
+METADATA_DESCRIPTION = (
+    f"The producer's own JSON object (ids, labels), echoed unchanged in every event and in the result. At most "
+    f"{METADATA_MAX_KEYS} keys, {METADATA_MAX_DEPTH} levels deep (the object is level 1) and {METADATA_MAX_BYTES} "
+    "bytes as compact UTF-8 JSON."
+)
+
 
 class NpcResponseParams(BaseModel):
     """Parameters of an npc_response job. Unknown extra fields are ignored (forward compatibility)."""
@@ -113,7 +218,7 @@ class NpcResponseParams(BaseModel):
     animation: Annotated[str, Field(max_length=200)]
     intensity: Annotated[float, Field(ge=0.0, le=1.0), JsonNumber]
     art_style: ArtStyle | None = None
-    loras: Annotated[list[str], Field(max_length=8)] = Field(default_factory=list)
+    loras: Annotated[list[LoraRef], Field(max_length=8)] = Field(default_factory=list)
     prompt: Annotated[str | None, Field(max_length=2000)] = None
     negative_prompt: Annotated[str | None, Field(max_length=2000)] = None
     quality_preset: QualityPreset = QualityPreset.FAST
@@ -123,7 +228,9 @@ class NpcResponseParams(BaseModel):
     duration: Annotated[float, Field(gt=0.0, le=20.0), JsonNumber] | None = None
     steps: Annotated[int, Field(ge=1, le=200), JsonNumber] | None = None
     cfg: Annotated[float, Field(ge=0.0, le=30.0), JsonNumber] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1), JsonNumber] | None = None
+    seed: Annotated[
+        Annotated[int, Field(ge=0, le=SEED_MAX), JsonNumber] | None, Field(description=SEED_DESCRIPTION)
+    ] = None
 
     @field_validator("loras")
     @classmethod
@@ -143,6 +250,18 @@ class JobEnvelope(BaseModel):
     params: NpcResponseParams
     deadline: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), JsonNumber] | None = None
     submitted_at: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), JsonNumber] | None = None
+    contract_version: Annotated[ContractVersion | None, Field(description=VERSION_DESCRIPTION)] = None
+    metadata: Annotated[Metadata | None, Field(description=METADATA_DESCRIPTION)] = None
+
+    @field_validator("contract_version")
+    @classmethod
+    def _check_contract_version(cls, version: str | None) -> str | None:
+        return None if version is None else check_contract_version(version)
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if metadata is None else check_metadata(metadata)
 
 
 class AppliedLora(BaseModel):
@@ -153,16 +272,21 @@ class AppliedLora(BaseModel):
 class Timings(BaseModel):
     """Milliseconds per phase. `load_ms` and `swap_ms` are parts of `prepare_ms`: reading this job's model from
     disk, and moving it back onto the device from CPU memory (each including making room for it); 0 when the
-    model was already on the device."""
+    model was already on the device. `condition_ms` (1.1) is the text and image encoding, part of `generate_ms`
+    (near 0 when a repeated job's prompt and image were cached). `generate_started_at` / `generate_ended_at` (1.1,
+    unix ms with decimals) bound the device work, for utilisation figures across jobs."""
 
     queue_ms: float | None = None
     prepare_ms: float = 0.0
     load_ms: float = 0.0
     swap_ms: float = 0.0
     generate_ms: float = 0.0
+    condition_ms: float = 0.0
     encode_ms: float = 0.0
     upload_ms: float = 0.0
     total_ms: float = 0.0
+    generate_started_at: float | None = None
+    generate_ended_at: float | None = None
 
 
 class JobResult(BaseModel):
@@ -179,6 +303,8 @@ class JobResult(BaseModel):
     fps: int | None = None
     num_frames: int | None = None
     duration_sec: float | None = None
+    generated_frames: int | None = None
+    generated_fps: int | None = None
     seed: int | None = None
     model: str | None = None
     preset: QualityPreset | None = None
@@ -190,14 +316,32 @@ class JobResult(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     gpu_seconds: float = 0.0
     cache_hit: bool = False
+    batch_size: int | None = None  # 1.1: jobs that ran through the denoiser together with this one (1: alone)
     error_code: ErrorCode | None = None
     error_message: str | None = None
+    contract_version: str | None = Field(
+        default=None, description="the contract version of the worker that wrote it; absent or null: 1.0"
+    )
+    metadata: dict[str, Any] | None = Field(default=None, description="the envelope's metadata, unchanged")
+
+
+def _require_type_and_status(schema: dict[str, Any]) -> None:
+    """Every event on the wire carries `type` and `status` (the models fill them in): the schema says so, and
+    strict validators and generated TypeScript types get a required discriminator."""
+    required = schema.setdefault("required", [])
+    required.extend(name for name in ("type", "status") if name not in required)
 
 
 class _EventBase(BaseModel):
+    """Fields of every event. `metadata` (1.1) is the envelope's, echoed; null when the job had none (or its
+    payload could not be read)."""
+
+    model_config = ConfigDict(json_schema_extra=_require_type_and_status)
+
     job_id: str
     timestamp: int = Field(description="unix epoch milliseconds")
     worker: str
+    metadata: dict[str, Any] | None = Field(default=None, description="the envelope's metadata, unchanged")
 
 
 class JobProcessingEvent(_EventBase):

@@ -15,6 +15,9 @@ ELLIPSIS = "…"
 
 
 def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, and always encodable as UTF-8: a lone surrogate sent by a producer (JSON allows
+    "\\ud800") is written as its escape, so the message can be stored and sent on."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
 
 

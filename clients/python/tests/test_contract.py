@@ -1,4 +1,4 @@
-"""The wire contract (shared/CONTRACT.md) as pydantic models: validation, messages, defaults, events."""
+"""The wire contract (docs/contract.md) as pydantic models: validation, messages, defaults, events."""
 
 from __future__ import annotations
 
@@ -254,7 +254,7 @@ def test_not_a_number_and_infinity_are_refused():
 
 
 def test_messages_quote_values_as_json():
-    assert '(got true)' in problem(envelope(steps=True))
+    assert "(got true)" in problem(envelope(steps=True))
     assert '(got "fast!")' in problem(envelope(quality_preset="fast!"))
 
 
@@ -281,7 +281,7 @@ def test_peek_job_id(payload, expected):
     assert peek_job_id(payload) == expected
 
 
-# -- error codes (CONTRACT.md section 6) -----------------------------------------------------------------
+# -- error codes (docs/contract.md section 6) -------------------------------------------------------------
 
 CONTRACT_RETRYABLE = {
     "invalid_params": False,
@@ -322,6 +322,8 @@ def test_result_has_exactly_the_contract_fields():
         "fps",
         "num_frames",
         "duration_sec",
+        "generated_frames",  # 1.1
+        "generated_fps",  # 1.1
         "seed",
         "model",
         "preset",
@@ -333,13 +335,17 @@ def test_result_has_exactly_the_contract_fields():
         "timings",
         "gpu_seconds",
         "cache_hit",
+        "batch_size",  # 1.1
         "error_code",
         "error_message",
+        "contract_version",  # 1.1
+        "metadata",  # 1.1
     }
     dumped = json.loads(JobResult(job_id="j", status="failed").model_dump_json())
     assert set(dumped) == expected
     contract_timings = {"queue_ms", "prepare_ms", "generate_ms", "encode_ms", "upload_ms", "total_ms"}
-    assert set(dumped["timings"]) == contract_timings | {"load_ms", "swap_ms"}  # additive: residency (docs)
+    additive = {"load_ms", "swap_ms", "condition_ms", "generate_started_at", "generate_ended_at"}  # docs: 1.1
+    assert set(dumped["timings"]) == contract_timings | additive
     assert dumped["error_code"] is None and dumped["error_message"] is None and dumped["cache_hit"] is False
 
 

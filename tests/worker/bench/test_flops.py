@@ -141,6 +141,8 @@ def _request(family: str) -> ResolvedRequest:
         height=64,
         num_frames=9,
         fps=8,
+        generated_frames=9,
+        generated_fps=8,
         steps=1,
         cfg=2.0,
         seed=0,

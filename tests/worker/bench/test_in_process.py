@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from models.catalog import load_catalog
+from npc_video_client.contract import QualityPreset
+from pipelines.families import FAMILIES
+from pipelines.presets import PRESETS
 from tests.support.video import decode_mp4
 from tests.worker.bench.conftest import load_valid_results
 
@@ -28,7 +31,8 @@ def test_writes_the_four_files_with_one_row_per_preset(in_process_run: Path) -> 
     ]
     for row in rows:
         assert (row["runs"], row["warmup"], len(row["e2e_ms"])) == (2, 1, 2)
-        assert (row["steps"], row["width"], row["height"], row["frames"]) == (2, 64, 64, 5)
+        # frames and fps are what the model generated: 0.5 s at Wan's 16 fps, 8 snapped to 4k+1
+        assert (row["steps"], row["width"], row["height"], row["frames"], row["fps"]) == (2, 64, 64, 9, 16)
         assert row["min_ms"] <= row["p50_ms"] <= row["p95_ms"] <= row["max_ms"]
         assert row["p50_ms"] == pytest.approx(sum(row["e2e_ms"]) / 2)
         assert row["output_bytes"] > 0 and row["host_rss_bytes"] > 0
@@ -61,8 +65,8 @@ def test_the_stages_of_each_row_add_up_to_its_end_to_end_time(in_process_run: Pa
 
 def test_flops_of_the_tiny_transformer_and_the_achieved_rate(in_process_run: Path) -> None:
     for row in load_valid_results(in_process_run)["rows"]:
-        # 5 frames -> 2 latent frames of (64 / 8 / 2)^2 patches; cfg 1.5 (realtime) and 3.0 (fast) both guide
-        assert row["latent_tokens"] == 32 and row["cfg_passes"] == 2
+        # 9 frames -> 3 latent frames of (64 / 8 / 2)^2 patches; cfg 1.5 (realtime) and 3.0 (fast) both guide
+        assert row["latent_tokens"] == 48 and row["cfg_passes"] == 2
         assert row["flops_per_step"] > 0
         assert row["achieved_tflops"] == pytest.approx(row["flops_per_step"] / row["s_per_step"] / 1e12)
 
@@ -79,8 +83,12 @@ def test_the_report_is_self_contained_and_embeds_a_playable_video_per_row(in_pro
     for index, (video, row) in enumerate(zip(videos, rows, strict=True)):
         path = tmp_path / f"{index}.mp4"
         path.write_bytes(base64.b64decode(video))
-        _, frames = decode_mp4(path)
-        assert frames.shape == (row["frames"], row["height"], row["width"], 3)
+        meta, frames = decode_mp4(path)
+        fps = PRESETS[QualityPreset(row["preset"])].fps  # the file: resampled to the preset's rate
+        assert meta["fps"] == pytest.approx(fps)
+        timing = FAMILIES["wan-i2v"].frame_timing(fps, 0.5, "native")  # the SMOKE overrides' duration
+        assert (timing.generated_frames, timing.generated_fps) == (row["frames"], row["fps"])
+        assert frames.shape == (timing.num_frames, row["height"], row["width"], 3)
     for row in rows:
         assert f"<td class=name>{row['setting']}</td>" in html
 

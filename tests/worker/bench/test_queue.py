@@ -20,7 +20,7 @@ def test_queue_run_writes_the_four_files_with_what_a_producer_sees(queue_run: Pa
     assert results["environment"]["through"] == "queue"
     row, _stock = results["rows"]
     assert (row["model"], row["preset"], row["setting"], row["through"]) == ("tiny-wan", "realtime", "catalog", "queue")
-    assert (row["runs"], row["steps"], row["width"], row["frames"]) == (2, 2, 64, 5)
+    assert (row["runs"], row["steps"], row["width"], row["frames"], row["fps"]) == (2, 2, 64, 9, 16)  # generated
     assert {stage for stage, value in row["stages"].items() if value is not None} == QUEUE_STAGES
     assert row["stages"]["generate"] > 0 and row["stages"]["transport"] >= 0
     assert sum(value for value in row["stages"].values() if value is not None) == pytest.approx(row["p50_ms"], rel=0.10)

@@ -119,8 +119,8 @@ def test_cloud_metadata_is_refused_even_with_allow_private_networks():
     [
         ("http://169.254.169.254/latest/meta-data/", "link-local"),
         ("http://0.0.0.0/npc.png", "unspecified"),
-        ("file:///etc/passwd", "scheme 'file'"),
-        ("gopher://127.0.0.1:70/_", "scheme 'gopher'"),
+        ("file:///etc/passwd", 'scheme "file"'),
+        ("gopher://127.0.0.1:70/_", 'scheme "gopher"'),
     ],
 )
 def test_every_redirect_hop_is_checked_again(image_server, location, rule):
@@ -135,7 +135,7 @@ def test_a_redirect_leaving_the_host_allowlist_is_refused(image_server):
     allow = {"allow_private_networks": True, "fetch_allowed_hosts": ["127.0.0.1"]}
     assert fetch(image_server.url("/npc.png"), **allow) == PNG
     message = refused(image_server.url("/go"), **allow)
-    assert "'localhost' is not in NPC_WORKER_FETCH_ALLOWED_HOSTS" in message
+    assert '"localhost" is not in NPC_WORKER_FETCH_ALLOWED_HOSTS' in message
     assert [seen.path for seen in image_server.requests] == ["/npc.png", "/go"]
 
 
@@ -188,7 +188,7 @@ def test_undeclared_oversize_is_cut_off_while_streaming(image_server):
     )
 
 
-@pytest.mark.parametrize(("content_type", "shown"), [("text/html; charset=utf-8", "'text/html'"), (None, "'missing'")])
+@pytest.mark.parametrize(("content_type", "shown"), [("text/html; charset=utf-8", '"text/html"'), (None, "missing")])
 def test_a_non_image_content_type_is_refused(image_server, content_type, shown):
     image_server.routes["/page"] = Route(b"<html></html>", content_type=content_type)
     assert f"Content-Type is {shown}" in refused(image_server.url("/page"), **PRIVATE_OK)
@@ -252,7 +252,7 @@ def test_https_verifies_the_certificate_against_the_host_name(localhost_tls, mon
     with serve_images(localhost_tls) as server:
         server.routes["/npc.png"] = Route(PNG)
         message = refused(server.url("/npc.png", "localhost"), **PRIVATE_OK)
-        assert "TLS certificate of 'localhost' does not verify" in message and "certificate verify failed" in message
+        assert 'TLS certificate of "localhost" does not verify' in message and "certificate verify failed" in message
         monkeypatch.setenv("SSL_CERT_FILE", str(localhost_tls[0]))  # trust the test certificate
         assert fetch(server.url("/npc.png", "localhost"), **PRIVATE_OK) == PNG
         assert server.requests[-1].host == f"localhost:{server.port}"
@@ -264,4 +264,4 @@ def test_https_refuses_a_certificate_for_another_name(tmp_path, monkeypatch):
     with serve_images(other) as server:
         server.routes["/npc.png"] = Route(PNG)
         message = refused(server.url("/npc.png", "localhost"), **PRIVATE_OK)
-        assert "TLS certificate of 'localhost' does not verify" in message and "doesn't match 'other.test'" in message
+        assert 'TLS certificate of "localhost" does not verify' in message and "doesn't match 'other.test'" in message

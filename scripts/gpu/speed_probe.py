@@ -1,0 +1,85 @@
+"""The speed packages as the speed rows will see them (scripts/gpu/probe.py runs this in a child process with the
+speed folder on PYTHONPATH, so a package that crashes on import cannot take the probe down): torchao's version and
+a float8 smoke on one linear layer, which attention packages diffusers finds, and the attention backends worth a
+bench row here (`usable_attention_backends`: their requirements met; scripts/gpu-check.sh adds one row each).
+Prints one JSON object.
+
+    python3 scripts/gpu/speed_probe.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import metadata
+from typing import Any
+
+ATTENTION_FLAGS = ("FLASH_ATTN", "FLASH_ATTN_3", "SAGE_ATTN", "FLEX_ATTN", "XFORMERS_ATTN")
+# diffusers' attention backends that may run a Wan block on one CUDA device, other than the default (`native`:
+# PyTorch's scaled_dot_product_attention choosing its kernel). Left out: the *_hub ones (they download kernels;
+# the node has no network), the varlen ones (for padded batches), `_native_math` (the unfused reference), `flex`
+# (uncompiled, flex_attention runs an unfused fallback), and NPU and XLA.
+ATTENTION_CANDIDATES = ("flash", "_flash_3", "sage", "xformers", "_native_cudnn", "_native_efficient", "_native_flash")
+
+
+def attention_backends() -> dict[str, bool]:
+    from diffusers.models import attention_dispatch
+
+    return {flag.lower(): bool(getattr(attention_dispatch, f"_CAN_USE_{flag}", False)) for flag in ATTENTION_FLAGS}
+
+
+def usable_attention_backends() -> list[str]:
+    """The candidates whose requirements diffusers finds met (packages and versions; not yet the device)."""
+    from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
+
+    usable = []
+    for name in ATTENTION_CANDIDATES:
+        try:
+            _check_attention_backend_requirements(AttentionBackendName(name))
+        except (RuntimeError, ImportError, ValueError):
+            continue
+        usable.append(name)
+    return usable
+
+
+def torchao_smoke(device: str) -> dict[str, Any]:
+    """torchao's float8 (dynamic activations, per-row scales: what `fp8_matmul` uses) on one bf16 linear layer,
+    against bf16."""
+    try:
+        version = metadata.version("torchao")
+    except metadata.PackageNotFoundError:
+        return {"version": None, "status": "absent"}
+    import torch
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+    if not device.startswith("cuda"):
+        return {"version": version, "status": "imported (the float8 smoke needs CUDA)"}
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Linear(1024, 1024, bias=False)).to(device, torch.bfloat16)
+    inputs = torch.randn(256, 1024, device=device, dtype=torch.bfloat16)
+    reference = layer(inputs).float()
+    quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    output = layer(inputs).float()
+    error = float((output - reference).norm() / reference.norm())
+    return {"version": version, "status": "ok", "float8_relative_error": round(error, 5)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", required=True)
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "attention_backends": attention_backends(),
+        "usable_attention_backends": usable_attention_backends(),
+    }
+    try:
+        report["torchao"] = torchao_smoke(args.device)
+    except Exception as exc:  # the smoke informs the next issue: its failure is the finding, reported as such
+        report["torchao"] = {"version": metadata.version("torchao"), "status": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

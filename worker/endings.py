@@ -1,0 +1,141 @@
+"""How a job ends, or runs again: the one place where an outcome becomes a terminal write or a retry.
+
+A completed result, or the error that stopped a run (or refused a payload before any run), becomes the final
+event (job:completed, job:failed, job:expired or job:cancelled), the stored result and, for failures, a dead
+letter, all written by worker.queue.outcomes in one atomic step. A failure the retry policy allows again becomes
+a retryable job:failed and a later run of the same entry. Counted on /metrics once, when the write happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from npc_video_client.contract import (
+    JobCancelledEvent,
+    JobCompletedEvent,
+    JobExpiredEvent,
+    JobFailedEvent,
+    JobResult,
+    JobStatus,
+)
+from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
+from worker.failures import failure_result
+from worker.metrics import WorkerMetrics
+from worker.queue.events import EventWriter
+from worker.queue.leases import Lease, Leases
+from worker.queue.outcomes import Outcomes, dead_letter_error
+from worker.queue.runs import Run, RunRegistry
+from worker.queue.waiting import RedisWaiter
+from worker.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Endings:
+    def __init__(
+        self,
+        *,
+        events: EventWriter,
+        outcomes: Outcomes,
+        redis: RedisWaiter,
+        leases: Leases,
+        runs: RunRegistry,
+        metrics: WorkerMetrics,
+        policy: RetryPolicy,
+    ) -> None:
+        self.events = events
+        self.outcomes = outcomes
+        self.redis = redis
+        self.leases = leases
+        self.runs = runs
+        self.metrics = metrics
+        self.policy = policy
+        self.jobs_done = 0
+
+    def failed(self, run: Run, error: JobError, partial: JobResult | None, *, batched: bool = False) -> None:
+        """A failed attempt: run it again later when the retry policy says so (alone, if it failed in a batch:
+        an out-of-memory batch retries its members one by one), else end the job."""
+        delay_s = self.policy.delay_s(error, run.attempt)
+        if delay_s is None:
+            self.end(run.lease, run.job_id, error, run=run, partial=partial)
+            return
+        event = self.failed_event(run.job_id, error, run.attempt, retryable=True, metadata=run.metadata)
+        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token))
+        self.runs.untrack(run)
+        run.lease.solo = run.lease.solo or batched
+        run.lease.due = time.monotonic() + delay_s
+        run.lease.running = False
+        self.metrics.observe_retry(error.code)
+        log.warning("attempt %d failed (%s); retrying in %.1f s", run.attempt, error.code.value, delay_s)
+
+    def end(
+        self,
+        lease: Lease,
+        job_id: str,
+        error: JobError | None,
+        *,
+        run: Run | None = None,
+        partial: JobResult | None = None,
+        result: JobResult | None = None,
+        metadata: dict[str, Any] | None = None,
+        result_key: bool = True,
+    ) -> None:
+        """The terminal write of a job: completed (`result`) or ended by `error`. `metadata` is the envelope's
+        when there is no run (a payload refused before any run); `result_key` is False for an entry without a
+        usable job id (no result is stored for it, only its event and dead letter)."""
+        attempt = run.attempt if run else 0
+        metadata = run.metadata if run else metadata
+        dead_error = None
+        if result is not None:
+            event: BaseModel = self.events.stamp(JobCompletedEvent, **result.model_dump(exclude={"status"}))
+        else:
+            assert error is not None, "an ending needs a result or an error"
+            result = failure_result(job_id, error, partial, metadata)
+            if isinstance(error, JobCancelled):
+                event = self.events.stamp(JobCancelledEvent, job_id=job_id, metadata=metadata)
+            elif isinstance(error, DeadlineExceeded):
+                event = self.events.stamp(JobExpiredEvent, job_id=job_id, deadline=error.deadline_ms, metadata=metadata)
+            else:
+                event = self.failed_event(job_id, error, attempt, retryable=False, metadata=metadata)
+                dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
+        stored = result
+        written = self.redis.call(
+            lambda: self.outcomes.finish(
+                lease,
+                job_id,
+                event,
+                result=stored if result_key else None,
+                token=run.token if run else "",
+                dead_error=dead_error,
+            )
+        )
+        if run is not None:
+            self.runs.untrack(run)
+        self.leases.release(lease)
+        if not written:
+            log.info("job had already ended elsewhere; this run's %s outcome was not written", result.status.value)
+            self.metrics.duplicates.inc()
+            return
+        self.metrics.observe_final(result)
+        self.jobs_done += 1
+        if result.status == JobStatus.COMPLETED:
+            log.info("job completed in %.0f ms (cache hit: %s)", result.timings.total_ms, result.cache_hit)
+        else:
+            log.info("job ended %s: %s", result.status.value, result.error_message)
+
+    def failed_event(
+        self, job_id: str, error: JobError, attempt: int, *, retryable: bool, metadata: dict[str, Any] | None
+    ) -> BaseModel:
+        return self.events.stamp(
+            JobFailedEvent,
+            job_id=job_id,
+            error_code=error.code,
+            error_message=error.message,
+            retryable=retryable,
+            attempt=attempt,
+            metadata=metadata,
+        )

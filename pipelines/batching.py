@@ -29,9 +29,11 @@ import torch
 DENOISERS = ("transformer", "transformer_2", "unet")
 # Encoders go through tokenizers and image processors whose state is not thread-safe (a fast tokenizer's padding
 # settings are shared), and the Wan VAE keeps its causal-convolution cache on the module during encode and decode:
-# the members of a batch take turns there.
+# the members of a batch take turns at the encoders, and decode their latents as one batch (one call: the cache
+# is used by one call at a time, and the decoder, often the costliest stage of a short clip, sees a batch too).
 SERIAL_METHODS = ("encode_prompt", "encode_image", "_encode_image")
-SERIAL_COMPONENTS = {"vae": ("encode", "decode")}
+VAE_SERIAL = ("encode",)
+VAE_BATCHED = ("decode",)
 
 
 @dataclass
@@ -66,18 +68,20 @@ class ForwardBatcher:
             self._active -= 1
             self._cond.notify_all()
 
-    def call(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], key: Any = None) -> Any:
+        """Call `module(*args, **kwargs)` merged with the other members' calls of the same `key` (default: the
+        module itself)."""
         mine = _Call(args, kwargs)
         with self._cond:
-            round_ = self._waiting.setdefault(id(module), _Round(module))
+            round_ = self._waiting.setdefault(id(module) if key is None else key, _Round(module))
             round_.calls.append(mine)
             self._cond.notify_all()
             while not mine.done:
-                ready = next((r for r in self._waiting.values() if len(r.calls) >= self._active), None)
-                if ready is None:
+                ready_key = next((k for k, r in self._waiting.items() if len(r.calls) >= self._active), None)
+                if ready_key is None:
                     self._cond.wait()
                     continue
-                del self._waiting[id(ready.module)]
+                ready = self._waiting.pop(ready_key)
                 try:
                     self._run(ready)  # under the lock: every member still running is waiting for this round
                 finally:
@@ -110,17 +114,20 @@ class ForwardBatcher:
 
 
 def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    first = kwargs.get("hidden_states", kwargs.get("sample", args[0] if args else None))
+    first = kwargs.get("hidden_states", kwargs.get("sample", kwargs.get("z", args[0] if args else None)))
     if not isinstance(first, torch.Tensor):
         raise TypeError("a denoiser call without a tensor input cannot be batched")
     return int(first.shape[0])
 
 
 def _merge_values(values: list[Any], sizes: list[int]) -> tuple[bool, Any]:
-    """(True, merged) or (False, None) when these values of the members cannot be one call's value."""
+    """(True, merged) or (False, None) when these values of the members cannot be one call's value.
+
+    A tensor whose first dimension is each member's batch size is per sample: the members' tensors are stacked
+    (also when they are one and the same object: a cached image embedding shared by every member). Any other
+    value must be the same for every member, and is passed once.
+    """
     first = values[0]
-    if all(value is first for value in values):
-        return True, first
     if isinstance(first, torch.Tensor):
         tensors = values
         if not all(isinstance(value, torch.Tensor) for value in tensors):
@@ -129,8 +136,10 @@ def _merge_values(values: list[Any], sizes: list[int]) -> tuple[bool, Any]:
             if all(value.shape[1:] == first.shape[1:] for value in tensors):
                 return True, torch.cat(tensors, dim=0)
             return False, None
-        same = all(value.shape == first.shape and torch.equal(value, first) for value in tensors)
+        same = all(value is first or (value.shape == first.shape and torch.equal(value, first)) for value in tensors)
         return (True, first) if same else (False, None)
+    if all(value is first for value in values):
+        return True, first
     if isinstance(first, dict):
         if not all(isinstance(value, dict) and value.keys() == first.keys() for value in values):
             return False, None
@@ -208,17 +217,22 @@ class DenoiserProxy:
         return getattr(self._module, name)
 
 
-class SerialProxy:
-    """Stands in for a shared component whose `methods` must not run in two threads at once."""
+class VaeProxy:
+    """Stands in for the shared VAE in a member's pipeline copy: `encode` one member at a time, `decode` merged
+    across the members (like the denoiser), everything else the real module's."""
 
-    def __init__(self, module: Any, lock: threading.Lock, methods: tuple[str, ...]) -> None:
+    def __init__(self, module: Any, batcher: ForwardBatcher) -> None:
         object.__setattr__(self, "_module", module)
-        object.__setattr__(self, "_lock", lock)
-        object.__setattr__(self, "_methods", methods)
+        object.__setattr__(self, "_batcher", batcher)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._module, name)
-        return _one_at_a_time(value, self._lock) if name in self._methods else value
+        if name in VAE_SERIAL:
+            return _one_at_a_time(value, self._batcher.encoder_lock)
+        if name in VAE_BATCHED:
+            key = (id(self._module), name)
+            return lambda *args, **kwargs: self._batcher.call(value, args, kwargs, key=key)
+        return value
 
 
 def _one_at_a_time(method: Callable[..., Any], lock: threading.Lock) -> Callable[..., Any]:
@@ -243,10 +257,8 @@ def member_pipeline(pipe: Any, batcher: ForwardBatcher) -> Any:
         method = getattr(pipe, name, None)
         if callable(method):
             object.__setattr__(member, name, _one_at_a_time(method, batcher.encoder_lock))
-    for name, methods in SERIAL_COMPONENTS.items():
-        component = getattr(pipe, name, None)
-        if component is not None:
-            object.__setattr__(member, name, SerialProxy(component, batcher.encoder_lock, methods))
+    if getattr(pipe, "vae", None) is not None:
+        object.__setattr__(member, "vae", VaeProxy(pipe.vae, batcher))
     return member
 
 

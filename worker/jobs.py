@@ -217,9 +217,7 @@ class JobRunner:
         scope = Conditioning(self.conditions, loaded.name, frame_key)
 
         def call(pipe: Any) -> np.ndarray:
-            self.check_deadline(prepared.envelope)
-            if hooks.cancel_requested():
-                raise JobCancelled(prepared.job_id)
+            self.check_deadline(prepared.envelope)  # cancellation: checked at pickup and after every step
             try:
                 return run_pipeline(
                     pipe, loaded.family, request, prepared.image, on_step, recorder=prepared.stages, scope=scope

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from typing import Any
 
 import redis
 
-from npc_video_client.contract import ErrorCode, JobEnvelope
+from npc_video_client.contract import ErrorCode, JobEnvelope, JobProcessingEvent
 from npc_video_client.errors import JobError
 from npc_video_client.names import LANES_BY_PRIORITY, StreamNames
 from worker.affinity import Affinity
@@ -41,7 +42,7 @@ from worker.queue.intake import Intake
 from worker.queue.leases import Lease, Leases, Ownership
 from worker.queue.outcomes import Outcomes, Retention
 from worker.queue.reporting import RedisJobHooks
-from worker.queue.runs import Run, RunGate, RunRegistry, Verdict
+from worker.queue.runs import Announcement, Run, RunGate, RunRegistry, Verdict
 from worker.queue.waiting import RedisWaiter, StopWaiting
 from worker.ready import ReadyJob, ReadyQueue
 from worker.retry import RetryPolicy
@@ -52,6 +53,10 @@ from worker.state import StateMachine, WorkerState
 log = logging.getLogger(__name__)
 BUSY_RECHECK_S = (0.25, 0.5, 1.0, 2.0)  # a duplicate waits for the run holding its job, looking again this often
 READY_POLL_S = 0.2  # the device loop looks at the stop flag (and beats) at least this often when idle
+ATTEMPT_PLACEHOLDER = -987_654_321  # in a job:processing event until its run begins and the attempt is known
+# Python hands the GIL to a waiting thread every switch interval (5 ms by default): the device thread, waking from a
+# Redis reply between two jobs while the intake and finisher threads work, would wait that long each time.
+SWITCH_INTERVAL_S = 0.0005
 INTAKE_ERROR_PAUSE_S = 0.5
 
 
@@ -126,6 +131,7 @@ class Worker:
         self._finishing = threading.BoundedSemaphore(max(2, self.batch_limit))
         self._finishing_capacity = max(2, self.batch_limit)
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
+        self._announcer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="announce")
         self._heartbeat = time.monotonic()
         self._leases_released = threading.Event()
 
@@ -134,6 +140,7 @@ class Worker:
         """Run until asked to stop; 0 after a graceful drain, 1 after an immediate stop."""
         keepalive = threading.Thread(target=self._keepalive_loop, name="keepalive", daemon=True)
         intake = threading.Thread(target=self._intake_loop, name="intake", daemon=True)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             self.state.to(WorkerState.STARTING)
             if self._start(keepalive):
@@ -155,6 +162,7 @@ class Worker:
         finally:
             self._leases_released.set()
             self._finisher.shutdown(wait=not self.shutdown.immediate, cancel_futures=True)
+            self._announcer.shutdown(wait=False, cancel_futures=True)
 
     @property
     def jobs_done(self) -> int:
@@ -276,20 +284,36 @@ class Worker:
             return None
         return Run(lease, job_id, token, metadata=envelope.metadata)
 
-    def _begin(self, run: Run, hooks: RedisJobHooks, prepared: PreparedJob) -> bool:
-        """The run begins (on the device, or as a cache hit): its attempt is counted and job:processing sent.
-        False when one run more than max_attempts began: the job ended as given up."""
-        run.attempt = hooks.attempt = self.redis.call(lambda: self.gate.begin(run.job_id))
-        if self.endings.policy.exhausted(run.attempt):
-            gave_up = JobError(
-                ErrorCode.INTERNAL_ERROR,
-                f"gave up after {run.attempt - 1} runs started (a worker may have died on this job each time)",
-            )
-            partial = request_summary(run.job_id, prepared.request, run.metadata)
-            self.endings.end(run.lease, run.job_id, gave_up, run=run, partial=partial)
-            return False
-        hooks.processing(prepared.request.model, prepared.request.preset)
-        return True
+    def _announce(self, run: Run, hooks: RedisJobHooks, prepared: PreparedJob) -> int:
+        """The run begins: its attempt is counted and its job:processing event written, in one round trip (the
+        event only when the run is not one too many). Returns the attempt."""
+        request = prepared.request
+        event = self.events.stamp(
+            JobProcessingEvent,
+            job_id=run.job_id,
+            attempt=ATTEMPT_PLACEHOLDER,
+            model=request.model,
+            preset=request.preset,
+            metadata=run.metadata,
+        )
+        announce = Announcement.of(
+            event.model_dump_json(),
+            ATTEMPT_PLACEHOLDER,
+            max_attempts=self.settings.max_attempts,
+            maxlen=self.settings.events_maxlen,
+            channel=self.settings.events_channel,
+        )
+        run.attempt = hooks.attempt = self.redis.call(lambda: self.gate.begin(run.job_id, announce))
+        return run.attempt
+
+    def _gave_up(self, attempt: int) -> JobError | None:
+        """The error of a run one beyond max_attempts (every earlier run died with its worker), else None."""
+        if not self.endings.policy.exhausted(attempt):
+            return None
+        return JobError(
+            ErrorCode.INTERNAL_ERROR,
+            f"gave up after {attempt - 1} runs started (a worker may have died on this job each time)",
+        )
 
     def _prepare(self, run: Run, envelope: JobEnvelope) -> bool:
         """Prepare a started run for the device; True when it was handed on (to the device, or to the finisher
@@ -315,9 +339,17 @@ class Worker:
             self.endings.failed(run, as_job_error(exc), partial)
             return False
         if cached:
-            if self._begin(run, hooks, prepared):
+            gave_up = self._gave_up(self._announce(run, hooks, prepared))
+            if gave_up is None:
                 self._hand_to_finisher(run, prepared, None)
                 return True
+            self.endings.end(
+                run.lease,
+                run.job_id,
+                gave_up,
+                run=run,
+                partial=request_summary(run.job_id, prepared.request, run.metadata),
+            )
             return False
         batch_key = None if run.lease.solo else self.runner.batch_key(prepared)
         job = ReadyJob(priority=run.lease.priority, batch_key=batch_key, payload=Ready(run, prepared, hooks))
@@ -327,12 +359,15 @@ class Worker:
         return False
 
     # -- device: ready jobs become frames ------------------------------------------------------------------
-    def _generate(self, ready: list[Ready]) -> None:
-        batch = [item for item in ready if self._begin(item.run, item.hooks, item.prepared)]
-        for _ended in range(len(ready) - len(batch)):
-            self.metrics.in_flight.dec()
-        if not batch:
-            return
+    def _generate(self, batch: list[Ready]) -> None:
+        """Start the device at once: each run's begin (attempt, job:processing) goes to Redis alongside, and the
+        run waits for it at its first step (hooks), so the device does not idle through a round trip."""
+        begun = []
+        for item in batch:
+            context = contextvars.copy_context()
+            begin = self._announcer.submit(context.run, self._announce, item.run, item.hooks, item.prepared)
+            item.hooks.begin_with(begin, self._gave_up)
+            begun.append(begin)
         jobs = [(item.prepared, item.hooks) for item in batch]
         try:
             outcomes: list[Any] = self.runner.generate_batch(jobs)
@@ -340,6 +375,8 @@ class Worker:
             raise
         except Exception as exc:  # the model's load or its LoRAs failed: the same for every member
             outcomes = [exc] * len(batch)
+        for begin in begun:
+            begin.result()  # every attempt counted before its outcome is written (re-raises a second signal)
         immediate: BaseException | None = None
         for item, outcome in zip(batch, outcomes, strict=True):
             run = item.run

@@ -92,6 +92,23 @@ def test_a_batched_job_matches_the_same_job_alone(
     assert batcher.merged_calls >= 2 and batcher.split_calls == 0  # the denoiser ran merged, every step
 
 
+def test_members_sharing_cached_conditioning_still_get_a_sample_each(model_dirs, family_runner) -> None:
+    """The worker's usual batch: one NPC's image for every member, its embeddings and start frame from the
+    conditioning cache (the very same tensors for each member)."""
+    from pipelines.conditioning import ConditionCache
+
+    runner = family_runner("wan-i2v", model_dirs["wan-i2v"])
+    runner.conditions = ConditionCache(64 * 1024**2)
+    jobs = [_prepared(runner, f"s{index}", seed=index, steps=2, duration=0.5) for index in range(3)]
+    runner.generate(jobs[0], SilentHooks())  # fills the cache
+    alone = [runner.generate(job, SilentHooks()) for job in jobs]
+    batched = runner.generate_batch([(job, SilentHooks()) for job in jobs])
+    for frames, reference in zip(batched, alone, strict=True):
+        assert isinstance(frames, np.ndarray), frames
+        _close(frames, reference)
+    assert all(job.batch_size == 3 for job in jobs)
+
+
 def test_a_member_that_stops_leaves_the_others_running(model_dirs, family_runner) -> None:
     runner = family_runner("wan-i2v", model_dirs["wan-i2v"])
     jobs = [_prepared(runner, f"c{index}", seed=index, steps=4, duration=0.5) for index in range(3)]
@@ -123,6 +140,8 @@ def test_member_pipelines_share_weights_but_not_call_state(model_dirs, family_ru
     member = member_pipeline(pipe, ForwardBatcher(1))
     assert member.scheduler is not pipe.scheduler
     assert member.text_encoder is pipe.text_encoder
-    assert member.vae._module is pipe.vae and member.vae.config is pipe.vae.config  # shared, taking turns
+    assert (
+        member.vae._module is pipe.vae and member.vae.config is pipe.vae.config
+    )  # shared: encodes take turns, decodes merge
     assert member.transformer._module is pipe.transformer  # shared, its calls batched
     assert member.transformer.config is pipe.transformer.config

@@ -110,15 +110,21 @@ sys.exit(1 if len(seen) >= 2 else 0)
 """
 
 
-def run_supervisor(kinds: dict[str, str], stop_after_s: float, signals: int = 1) -> int:
-    """Children by label -> TEST_CHILD; `signals` SIGTERMs after `stop_after_s` (none when 0)."""
+def run_supervisor(
+    kinds: dict[str, str], stop_after_s: float, signals: int = 1, stop_when: Callable[[], bool] | None = None
+) -> int:
+    """Children by label -> TEST_CHILD; `signals` SIGTERMs after `stop_after_s` (none when 0), or once `stop_when`
+    holds (checked until 30 s)."""
     slots = [Slot(label, {"TEST_CHILD": kind, "NPC_WORKER_CONSUMER": label, "NPC_WORKER_HTTP_PORT": "0"})
              for label, kind in kinds.items()]  # fmt: skip
     supervisor = Supervisor(slots, [sys.executable, "-c", STAND_IN], dict(os.environ))
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(supervisor.run()))
     thread.start()
-    time.sleep(stop_after_s)
+    if stop_when is not None:
+        wait_until(stop_when, timeout_s=30, what="the supervisor's progress")
+    else:
+        time.sleep(stop_after_s)
     for _ in range(signals):
         supervisor.request_stop()
         time.sleep(0.3)
@@ -129,7 +135,12 @@ def run_supervisor(kinds: dict[str, str], stop_after_s: float, signals: int = 1)
 
 def test_a_crashing_child_is_started_again_with_doubling_delays(caplog):
     caplog.set_level(logging.INFO, logger="worker.supervisor")
-    assert run_supervisor({"cpu0": "crash"}, stop_after_s=3.6) == 1  # its last exit was not a clean drain
+
+    def crashed_three_times() -> bool:
+        return sum("starting it again" in r.getMessage() for r in caplog.records) >= 3
+
+    # stopped once its third crash was seen (started at 0 s, 1 s and 3 s): its last exit was not a clean drain
+    assert run_supervisor({"cpu0": "crash"}, stop_after_s=0, stop_when=crashed_three_times) == 1
     delays = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records if "starting it again" in r.getMessage()]
     assert delays[:3] == ["1 s", "2 s", "4 s"]
     assert sum("started worker cpu0" in r.getMessage() for r in caplog.records) == 3  # at 0 s, 1 s and 3 s

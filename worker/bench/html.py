@@ -78,6 +78,19 @@ def _percent(value: Any) -> str:
 
 
 Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def _conditioning(row: dict[str, Any]) -> str:
+    first, cached = row.get("condition_first_ms"), row.get("condition_ms")
+    return "" if first is None and cached is None else f"{_number(first)} / {_number(cached)}"
+
+
+def _burst(burst: dict[str, Any] | None) -> str:
+    if not burst:
+        return ""
+    return f"{_number(burst['jobs_per_s'], 2)}, {_percent(burst['busy_fraction'])}, {_number(burst['gap_ms_p50'], 1)}"
+
+
 RESULT_COLUMNS: list[Column] = [
     ("model", lambda row: row["model"]),
     ("preset", lambda row: row["preset"]),
@@ -99,7 +112,11 @@ RESULT_COLUMNS: list[Column] = [
     ("FLOP / step", lambda row: _flops(row["flops_per_step"])),
     ("TFLOP/s", lambda row: _number(row["achieved_tflops"], 2)),
     ("% of peak", lambda row: _percent(row["peak_fraction"])),
+    ("conditioning ms: first / cached", _conditioning),
+    ("burst: jobs/s, device busy, gap p50 ms", lambda row: _burst(row.get("burst"))),
 ]
+
+
 RAN_COLUMN: Column = ("ran model", lambda row: row["ran_model"])
 
 

@@ -100,6 +100,7 @@ class InProcessGroup:
             video=video,
             poster=file_of(result.thumbnail_url),
             frames_file=frames_file,
+            condition_ms=timings.condition_ms,
         )
 
     def _keep(self, job_id: str, frames: np.ndarray) -> Path | None:

@@ -125,6 +125,10 @@ SPEED_KEYS = _speed_keys()
 PRESET_PREFIX = "preset."
 PRESET_KEYS = [f"{PRESET_PREFIX}{name}" for name in PresetOverride.model_fields if name != "model"]
 LORA_SEPARATOR = "+"
+# `worker.<setting>`: worker settings of the setting's worker (the serve child's NPC_WORKER_*, or the in-process
+# runner's settings), e.g. batch4:worker.max_batch=4 or nocache:worker.condition_cache_bytes=0.
+WORKER_PREFIX = "worker."
+WORKER_KEYS = [f"{WORKER_PREFIX}{name}" for name in ("max_batch", "batch_wait_ms", "condition_cache_bytes")]
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class Setting:
     name: str
     speed: dict[str, Any] = field(default_factory=dict)  # dotted keys of [models.X.speed] -> values
     presets: dict[str, Any] = field(default_factory=dict)  # fields of [models.X.presets.P], set for every P
+    worker: dict[str, Any] = field(default_factory=dict)  # worker settings (field name -> value)
 
     @property
     def stock(self) -> bool:
@@ -146,6 +151,8 @@ class Setting:
         described: dict[str, Any] = {"name": self.name, "kind": "catalog", "speed_overrides": self.speed}
         if self.presets:
             described["preset_overrides"] = self.presets
+        if self.worker:
+            described["worker_settings"] = self.worker
         return described
 
     def preset_for(self, base: PresetOverride, known_loras: set[str]) -> PresetOverride:
@@ -203,7 +210,7 @@ def parse_setting(text: str) -> Setting:
     name = name.strip()
     usage = (
         f"use {CATALOG_SETTING}, {STOCK_SETTING} or NAME:key=value,... with keys {', '.join(SPEED_KEYS)}, "
-        f"{', '.join(PRESET_KEYS)}"
+        f"{', '.join(PRESET_KEYS)}, {', '.join(WORKER_KEYS)}"
     )
     if not colon:
         if name in (CATALOG_SETTING, STOCK_SETTING):
@@ -216,8 +223,12 @@ def parse_setting(text: str) -> Setting:
         )
     speed: dict[str, Any] = {}
     presets: dict[str, Any] = {}
+    worker: dict[str, Any] = {}
     for pair in (part.strip() for part in body.split(",")):
         key, sign, value = pair.partition("=")
+        if sign and key in WORKER_KEYS:
+            worker[key.removeprefix(WORKER_PREFIX)] = parse_scalar(value)
+            continue
         if sign and key in PRESET_KEYS:
             field_name = key.removeprefix(PRESET_PREFIX)
             presets[field_name] = value.split(LORA_SEPARATOR) if field_name == "loras" else parse_scalar(value)
@@ -225,7 +236,7 @@ def parse_setting(text: str) -> Setting:
         if not sign or key not in SPEED_KEYS:
             raise BenchUsageError(f"unknown speed key {key!r} in --setting {text!r}; {usage}")
         speed[key] = parse_scalar(value)
-    return Setting(name, speed, presets)  # values are checked merged with each model's tables, before anything runs
+    return Setting(name, speed, presets, worker)  # values are checked merged with the catalog, before anything runs
 
 
 def check_settings(texts: list[str]) -> list[Setting]:

@@ -32,6 +32,7 @@ import redis
 
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobStatus
+from worker.bench.burst import Burst, measure
 from worker.bench.flops import Config, configs_of_checkpoint
 from worker.bench.inprocess import BenchError, file_of
 from worker.bench.machine import rss_bytes
@@ -92,8 +93,17 @@ class ServeProcess:
     """`npc-worker serve` as a child process; stopped with SIGTERM (the worker finishes and exits 0)."""
 
     def __init__(
-        self, settings: Settings, catalog: Path, *, storage_url: str, redis_url: str, prefix: str, log_path: Path
+        self,
+        settings: Settings,
+        catalog: Path,
+        *,
+        storage_url: str,
+        redis_url: str,
+        prefix: str,
+        log_path: Path,
+        worker_env: dict[str, Any] | None = None,
     ) -> None:
+        """`worker_env`: worker settings for the child (field name -> value), as NPC_WORKER_* variables."""
         self.http_port = free_port()
         self.log_path = log_path
         env = dict(os.environ)
@@ -105,6 +115,7 @@ class ServeProcess:
             NPC_WORKER_HTTP_PORT=str(self.http_port),
             NPC_WORKER_PROGRESS_INTERVAL_MS="0",
         )
+        env.update({f"NPC_WORKER_{name.upper()}": str(value) for name, value in (worker_env or {}).items()})
         command = [sys.executable, "-m", "worker", "serve", "--catalog", str(catalog), "--storage-url", storage_url]
         command += ["--device", settings.device]
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +162,16 @@ class ServeProcess:
 class QueueGroup:
     """One (model, setting) through the queue: a serve process and a producer client under a fresh prefix."""
 
-    def __init__(self, settings: Settings, catalog: Path, scratch: Path, *, redis_url: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Path,
+        scratch: Path,
+        *,
+        redis_url: str,
+        log_path: Path,
+        env: dict[str, Any] | None = None,
+    ) -> None:
         self.prefix = f"npc-bench-{uuid.uuid4().hex[:12]}"
         self.catalog = catalog
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
@@ -163,6 +183,7 @@ class QueueGroup:
             redis_url=redis_url,
             prefix=self.prefix,
             log_path=log_path,
+            worker_env=env,
         )
         self._last_event = "0-0"
         try:
@@ -206,7 +227,20 @@ class QueueGroup:
             output_bytes=video.stat().st_size if video else None,
             video=video,
             poster=file_of(result.thumbnail_url),
+            condition_ms=timings.condition_ms,
         )
+
+    def burst(self, documents: list[dict[str, Any]]) -> Burst:
+        """Submit every document at once (one lane), wait for all, and measure the device (worker.bench.burst)."""
+        started = time.perf_counter()
+        job_ids = [self.client.submit(document, lane="high") for document in documents]
+        results = [self.client.wait(job_id, timeout_s=JOB_TIMEOUT_S, poll_s=POLL_S) for job_id in job_ids]
+        wall_ms = (time.perf_counter() - started) * 1000
+        failed = [result for result in results if result.status != JobStatus.COMPLETED or result.cache_hit]
+        if failed:
+            first = failed[0]
+            raise BenchError(f"burst job {first.job_id} ended {first.status.value}: {first.error_message}")
+        return measure(results, wall_ms)
 
     def _step_seconds(self, job_id: str) -> list[float]:
         """Durations between consecutive progress events of the job (so the first step is never among them)."""

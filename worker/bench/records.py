@@ -47,6 +47,7 @@ class RunRecord:
     video: Path | None = None  # the run's MP4 and poster, until the scratch storage is removed
     poster: Path | None = None
     frames_file: Path | None = None  # the frames as generated (.npy in the scratch folder), kept for psnr_db
+    condition_ms: float | None = None  # text and image encoding (the result's timings.condition_ms)
 
 
 @dataclass
@@ -82,6 +83,9 @@ class Row:
     video: str | None = None  # relative to the results folder
     poster: str | None = None
     psnr_db: float | str | None = None  # against the baseline row (worker.bench.psnr); "inf": identical frames
+    condition_first_ms: float | None = None  # the row's first run: prompt and image not yet cached
+    condition_ms: float | None = None  # p50 of the measured runs (cached after the first)
+    burst: dict[str, Any] | None = None  # worker.bench.burst.Burst, with --burst
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -42,8 +42,16 @@ CSV_TRAILING = [
     "flops_per_step",
     "achieved_tflops",
     "peak_fraction",
+    "condition_first_ms",
+    "condition_ms",
 ]
-CSV_COLUMNS = [*CSV_LEADING, *(f"{stage}_ms" for stage in STAGES), *CSV_TRAILING]
+BURST_COLUMNS = ["jobs", "jobs_per_s", "busy_fraction", "gap_ms_p50", "gap_ms_p95"]
+CSV_COLUMNS = [
+    *CSV_LEADING,
+    *(f"{stage}_ms" for stage in STAGES),
+    *CSV_TRAILING,
+    *(f"burst_{name}" for name in BURST_COLUMNS),
+]
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
@@ -58,6 +66,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         for row in rows:
             line = {column: row.get(column) for column in (*CSV_LEADING, *CSV_TRAILING)}
             line.update({f"{stage}_ms": row["stages"].get(stage) for stage in STAGES})
+            line.update({f"burst_{name}": (row.get("burst") or {}).get(name) for name in BURST_COLUMNS})
             writer.writerow({key: "" if value is None else value for key, value in line.items()})
 
 

@@ -18,18 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from models.catalog import Catalog
-from npc_video_client.contract import QualityPreset
+from npc_video_client.contract import QualityPreset, describe_validation_error
 from npc_video_client.errors import JobError
+from worker.bench.burst import Burst
 from worker.bench.catalogs import derived_catalog, write_derived_catalog
 from worker.bench.flops import Config, StepFlops, device_peak_tflops, guidance_passes, step_flops
 from worker.bench.inprocess import BenchError, InProcessGroup
 from worker.bench.jobs import envelope
 from worker.bench.machine import environment, is_cuda
-from worker.bench.options import Setting
+from worker.bench.options import BenchUsageError, Setting
 from worker.bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
 from worker.bench.queue import QueueGroup, bench_redis
-from worker.bench.records import Row, RunRecord, summarize
+from worker.bench.records import Row, RunRecord, median_or_none, summarize
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,16 +70,29 @@ class BenchPlan:
     image_uri: str
     worker_settings: Settings
     command: list[str]
+    burst: int = 0  # with --through queue: N jobs submitted at once after each row's runs (worker.bench.burst)
 
     @property
     def total_runs(self) -> int:
-        return len(self.models) * len(self.settings) * len(self.presets) * (self.warmup + self.repeats)
+        rows = len(self.models) * len(self.settings) * len(self.presets)
+        return rows * (self.warmup + self.repeats + (1 if self.burst else 0))
 
     def check(self) -> None:
-        """Build every derived catalog in memory: a speed table that does not validate is refused now."""
+        """Build every derived catalog and worker settings in memory: what does not validate is refused now."""
         for model in self.models:
             for setting in self.settings:
                 derived_catalog(self.catalog, model, setting)
+        for setting in self.settings:
+            self.settings_for(setting)
+
+    def settings_for(self, setting: Setting) -> Settings:
+        """The worker settings of one setting's worker: the bench's, with the setting's `worker.` values."""
+        if not setting.worker:
+            return self.worker_settings
+        try:
+            return Settings.model_validate({**self.worker_settings.model_dump(), **setting.worker})
+        except ValidationError as exc:
+            raise BenchUsageError(f"--setting {setting.name}: {describe_validation_error(exc, 'worker')}") from exc
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -163,12 +179,15 @@ class Session:
         directory = scratch / f"{_slug(model)}--{setting.name}"
         directory.mkdir(parents=True)
         group: Group
+        worker_settings = plan.settings_for(setting)
         if redis_url is not None and not setting.stock:
             log_path = plan.out / "logs" / f"serve-{_slug(model)}--{setting.name}.log"
-            group = QueueGroup(plan.worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path)
+            group = QueueGroup(
+                worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path, env=setting.worker
+            )
         else:  # stock is the bare pipeline call: in this process whatever --through says
             group = InProcessGroup(
-                plan.worker_settings, catalog_path, directory, stock=setting.stock, keep_frames=self.keep_frames
+                worker_settings, catalog_path, directory, stock=setting.stock, keep_frames=self.keep_frames
             )
         try:
             yield group
@@ -181,6 +200,7 @@ class Session:
         label = f"{model} / {preset.value} / {setting.name}"
         group.reset_peak()
         records: list[RunRecord] = []
+        first_condition: float | None = None
         for index in range(plan.warmup + plan.repeats):
             job_id = f"bench-{self.token}-{number}-{index}"
             try:
@@ -193,9 +213,12 @@ class Session:
                 )
                 raise BenchError(f"{label}: job {job_id} failed: {reason}") from exc
             self.advance(label)
+            if index == 0:
+                first_condition = record.condition_ms  # the cold one: prompt and image not cached yet
             if index >= plan.warmup:
                 records.append(record)
         summary = summarize(records)
+        burst = self._burst(group, number, preset) if plan.burst and isinstance(group, QueueGroup) else None
         self.outputs.append([Output(record.frames_file, record.video) for record in records])
         first = records[0]
         flops = self._flops(group, first)
@@ -233,7 +256,20 @@ class Session:
             peak_fraction=achieved / peak if achieved is not None and peak else None,
             video=video,
             poster=poster,
+            condition_first_ms=first_condition,
+            condition_ms=median_or_none([r.condition_ms for r in records if r.condition_ms is not None]),
+            burst=burst.to_json() if burst else None,
         )
+
+    def _burst(self, group: QueueGroup, number: int, preset: QualityPreset) -> Burst:
+        plan = self.plan
+        documents = [
+            envelope(f"bench-{self.token}-{number}-burst-{index}", plan.image_uri, preset, 1000 + index, plan.overrides)
+            for index in range(plan.burst)
+        ]
+        burst = group.burst(documents)
+        self.advance(f"burst of {plan.burst}")
+        return burst
 
     def _flops(self, group: Group, record: RunRecord) -> StepFlops | None:
         family = self.plan.catalog.models[record.ran_model].family

@@ -69,7 +69,8 @@ def bench(
         list[str] | None,
         typer.Option(
             help="catalog (default), stock (bare diffusers, no speed settings) or NAME:key=value,... over the "
-            "models' speed tables (e.g. compile:compile=true); repeatable"
+            "models' speed tables (e.g. compile:compile=true), presets (preset.steps=4) or worker settings "
+            "(worker.max_batch=4); repeatable"
         ),
     ] = None,
     through: Annotated[
@@ -78,6 +79,13 @@ def bench(
     redis_url: Annotated[
         str | None, typer.Option(help="--through queue: this Redis (default: a throw-away one)")
     ] = None,
+    burst: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="--through queue: after each row, N jobs at once: throughput, device busy fraction, gaps, batches",
+        ),
+    ] = 0,
     device: DeviceOption = None,
     image: Annotated[Path | None, typer.Option(help="base image of every job (default: a drawn stand-in)")] = None,
     compare: Annotated[
@@ -122,7 +130,10 @@ def _plan(values: dict[str, Any], out: Path) -> Any:
             image_uri=image_uri,
             worker_settings=settings,
             command=_command(values),
+            burst=values["burst"],
         )
+        if plan.burst and plan.through != "queue":
+            raise BenchUsageError("--burst measures a full queue: it needs --through queue")
         plan.check()
     except (BenchUsageError, CatalogError) as exc:
         raise _fail(str(exc)) from exc

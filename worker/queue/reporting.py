@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import redis
 
 from npc_video_client.contract import JobProcessingEvent, JobProgressEvent, QualityPreset
+from npc_video_client.errors import JobError
 from worker.logs import add_log_context
 from worker.queue.events import EventWriter, ProgressThrottle
 from worker.queue.waiting import is_transient
@@ -46,6 +48,8 @@ class RedisJobHooks:
         self.on_step = on_step
         self.metadata = metadata  # the envelope's, echoed in every event
         self._redis_down_until = 0.0
+        self._begun: Future[int] | None = None
+        self._gave_up: Callable[[int], JobError | None] | None = None
 
     def processing(self, model: str, preset: QualityPreset) -> None:
         add_log_context(model=model)
@@ -72,8 +76,24 @@ class RedisJobHooks:
             )
             self._best_effort(lambda: self.events.emit(event))
 
+    def begin_with(self, begun: Future[int], gave_up: Callable[[int], JobError | None]) -> None:
+        """The run's begin (attempt counted, job:processing written) is under way on another thread: the first
+        step waits for it, so no progress event comes before job:processing, and stops a run one too many."""
+        self._begun = begun
+        self._gave_up = gave_up
+
+    def _await_begin(self) -> None:
+        if self._begun is None:
+            return
+        begun, self._begun = self._begun, None
+        self.attempt = begun.result()
+        error = self._gave_up(self.attempt) if self._gave_up is not None else None
+        if error is not None:
+            raise error
+
     def cancel_requested(self) -> bool:
         self.on_step()
+        self._await_begin()
         return bool(self._best_effort(lambda: self.client.exists(self.cancel_key)))
 
     def _best_effort(self, call: Callable[[], object]) -> object:

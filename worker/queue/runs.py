@@ -49,8 +49,19 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'run', ''}
 """
 )
-# KEYS: attempts.  ARGV: attempts_ttl_s.
-_BEGIN = "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1]) return n"
+# KEYS: attempts, events.  ARGV: attempts_ttl_s, max_attempts, the job:processing event's JSON before and after its
+# attempt number ('' and '': no event), events MAXLEN, PUBLISH channel ('' = none). One round trip: the device starts
+# the run right after it, so its gap between jobs stays a fraction of a millisecond of Redis.
+_BEGIN = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if n <= tonumber(ARGV[2]) and ARGV[3] ~= '' then
+  local body = ARGV[3] .. n .. ARGV[4]
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', body)
+  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], body) end
+end
+return n
+"""
 
 # Renew the holder's lock; one that expired while Redis was unreachable (or lost with its data) is taken again
 # when nobody else took it meanwhile.
@@ -99,6 +110,25 @@ class RunRegistry:
             return [(run.job_id, run.token) for run in self._runs.values()]
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A job:processing event to write when its run begins, split around its attempt number (known only then)."""
+
+    before: str
+    after: str
+    max_attempts: int
+    maxlen: int
+    channel: str | None
+
+    @classmethod
+    def of(cls, event_json: str, placeholder: int, **rest: Any) -> Announcement:
+        token = f'"attempt":{placeholder}'
+        at = event_json.rfind(token)  # the event's own field: serialized after the (echoed) metadata
+        if at < 0:
+            raise ValueError(f"event has no {token}")
+        return cls(event_json[: at + len('"attempt":')], event_json[at + len(token) :], **rest)
+
+
 class Verdict(StrEnum):
     RUN = "run"  # the lock is ours: prepare it, and count its attempt when it begins
     FINAL = "final"  # the job already ended: acknowledge this entry, nothing more
@@ -141,9 +171,20 @@ class RunGate:
         reply: Any = self._claim(keys=keys, args=args)
         return Claim(Verdict(_text(reply[0])), detail=_text(reply[1]))
 
-    def begin(self, job_id: str) -> int:
-        """Count a run that begins (on the device, as a cache hit, or failing in preparation): its attempt."""
-        return int(self._begin(keys=[self.names.attempts(job_id)], args=[self.attempts_ttl_s]))
+    def begin(self, job_id: str, announce: Announcement | None = None) -> int:
+        """Count a run that begins (on the device, as a cache hit, or failing in preparation): its attempt. With
+        `announce`, its job:processing event is written in the same step, unless the run is one too many."""
+        args: list[Any] = [self.attempts_ttl_s, 0, "", "", 1, ""]
+        if announce is not None:
+            args = [
+                self.attempts_ttl_s,
+                announce.max_attempts,
+                announce.before,
+                announce.after,
+                announce.maxlen,
+                announce.channel or "",
+            ]
+        return int(self._begin(keys=[self.names.attempts(job_id), self.names.events], args=args))
 
     def renew(self, locks: list[tuple[str, str]]) -> None:
         """Keep the locks of the runs in progress here alive: (job_id, token) pairs, one round trip."""

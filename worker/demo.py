@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import base64
 import logging
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import redis
-
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobResult
+from worker.local_redis import LocalRedisError, answers, throwaway_redis
 from worker.runtime import build_worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
@@ -31,42 +26,18 @@ log = logging.getLogger(__name__)
 DEMO_PREFIX = "npc-demo"
 
 
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
 @contextmanager
 def local_redis(url: str) -> Iterator[str]:
     """The configured Redis when it answers; otherwise a throwaway redis-server on a free port."""
-    if _answers(url):
+    if answers(url):
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError(f"no Redis answers at {url} and redis-server is not installed (run scripts/setup.sh)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="npc-demo-redis-") as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        local_url = f"redis://127.0.0.1:{port}/0"
-        try:
-            deadline = time.monotonic() + 10
-            while not _answers(local_url):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the local redis-server did not start")
-                time.sleep(0.05)
-            log.info("started a local redis-server at %s", local_url)
+    try:
+        with throwaway_redis("npc-demo-redis-") as local_url:
+            log.info("no Redis answers at %s: started a local redis-server at %s", url, local_url)
             yield local_url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    except LocalRedisError as exc:
+        raise RuntimeError(f"no Redis answers at {url}, and {exc}") from exc
 
 
 def example_job(portrait: Path) -> dict[str, object]:

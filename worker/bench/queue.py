@@ -13,12 +13,9 @@ import itertools
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +34,7 @@ from worker.bench.flops import Config, configs_of_checkpoint
 from worker.bench.inprocess import BenchError, file_of
 from worker.bench.machine import rss_bytes
 from worker.bench.records import RunRecord
+from worker.local_redis import LocalRedisError, answers, free_port, throwaway_redis
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,47 +44,19 @@ STOP_TIMEOUT_S = 120.0
 POLL_S = 0.005  # the client's result polling: short, so it adds little to the measured latency
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
 @contextmanager
 def bench_redis(url: str | None) -> Iterator[str]:
     """The Redis at `url` (it must answer), or a throw-away redis-server on a free loopback port."""
     if url is not None:
-        if not _answers(url):
+        if not answers(url):
             raise BenchError(f"no Redis answers at --redis-url {url}")
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise BenchError("--through queue needs redis-server (scripts/setup.sh installs it) or --redis-url")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="npc-bench-redis-") as directory:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory, "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        local_url = f"redis://127.0.0.1:{port}/0"
-        try:
-            deadline = time.monotonic() + 10
-            while not _answers(local_url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError(f"the throw-away redis-server on port {port} did not start")
-                time.sleep(0.05)
+    try:
+        with throwaway_redis("npc-bench-redis-") as local_url:
             yield local_url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    except LocalRedisError as exc:
+        raise BenchError(f"--through queue needs a Redis: {exc}, or give --redis-url") from exc
 
 
 class ServeProcess:

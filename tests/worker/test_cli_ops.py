@@ -175,14 +175,26 @@ def test_dead_retry_runs_the_job_again_once_its_cause_is_fixed(cli, tmp_path, st
     assert redis_client.xlen("npc:jobs:dead") == 0
     assert cli("status", "dl-1").exit_code == 0
 
+    job = json.dumps(envelope("dl-1", npc_base_image=str(portrait), steps=1))  # a dead copy of the completed job
     redis_client.xadd(
-        "npc:jobs:dead", {"job": b"{}", "error": json.dumps({"job_id": "dl-1"}), "source": "npc:jobs:high/1-0"}
+        "npc:jobs:dead", {"job": job, "error": json.dumps({"job_id": "dl-1"}), "source": "npc:jobs:high/1-0"}
     )
     again = redis_client.xrange("npc:jobs:dead")[0][0].decode()
     refused = cli("dead", "retry", again)
     assert refused.exit_code == 2 and "job dl-1 has a completed result" in refused.output
     missing = cli("dead", "retry", "1-1")
     assert missing.exit_code == 2 and "no entry 1-1 in npc:jobs:dead" in missing.output
+
+
+def test_dead_retry_of_a_payload_without_a_job_id_puts_it_back_as_it_was(cli, redis_client):
+    """An unreadable payload has no job id of its own (`unknown:...` names its entry): no result keys to clear."""
+    payload = b'{"params": {"npc_name": "x"'  # cut short
+    error = json.dumps({"job_id": "unknown:low:1-0", "error_code": "invalid_params"})
+    dead_id = redis_client.xadd("npc:jobs:dead", {"job": payload, "error": error, "source": "npc:jobs:low/1-0"})
+    retried = cli("dead", "retry", dead_id.decode())
+    assert retried.exit_code == 0 and "is back on npc:jobs:low" in retried.output
+    assert [fields[b"job"] for _id, fields in redis_client.xrange("npc:jobs:low")] == [payload]
+    assert redis_client.xlen("npc:jobs:dead") == 0
 
 
 def test_dead_purge_asks_for_yes(cli, redis_client):

@@ -18,6 +18,7 @@ from npc_video_client.contract import JobStatus
 from worker.cli.app import app
 from worker.cli.exits import fail, redis_errors
 from worker.cli.options import PrefixOption, RedisUrlOption, queue_client, settings_from
+from worker.payload import read_job
 
 dead_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list, retry or purge its entries.")
 app.add_typer(dead_app, name="dead")
@@ -91,7 +92,8 @@ def retry(
         except ValueError:
             fail(f"dead entry {entry_id} came from {entry['source']!r}, not a lane stream of prefix {names.prefix!r}")
         job_id = entry["job_id"]
-        keys = [] if not job_id or job_id.startswith("unknown:") else _stale_keys(client, job_id)
+        has_id = read_job(fields.get(b"job"), "", settings.max_job_bytes).has_job_id  # else no keys of its own
+        keys = _stale_keys(client, job_id) if job_id and has_id else []
         pipe = client.redis.pipeline(transaction=True)
         if keys:
             pipe.delete(*keys)

@@ -1,5 +1,5 @@
-"""Real-redis-server fixtures for test folders outside tests/worker (whose conftest has its own): import them into
-a conftest.py, e.g. `from tests.support.redis_fixtures import redis_server`."""
+"""Real-redis-server fixtures for every test folder: pyproject.toml loads this module as a pytest plugin
+(`-p tests.support.redis_fixtures`), so no conftest.py imports them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tests.support.redis_server import RedisServer
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test alone, on a free loopback port."""
-    server = RedisServer(tmp_path / "redis", persistent=False)
+    """A redis-server of this test alone, on a free loopback port, with AOF (a restart keeps its data)."""
+    server = RedisServer(tmp_path / "redis")
     server.start()
     yield server
     server.stop()

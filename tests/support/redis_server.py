@@ -1,5 +1,5 @@
 """A real redis-server on a free loopback port: with AOF so a restart keeps streams and groups, or (persistent=False)
-like a cache that loses everything when it restarts."""
+like a cache that loses everything when it restarts; with `tls`, it speaks TLS only (no plain-text port)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -19,16 +20,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM files: the server's certificate and key, and the CA that clients verify it with."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None, *, persistent: bool = True) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *, persistent: bool = True, tls: ServerTls | None = None
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persistent = persistent
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if self.tls is None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca}"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            *("--port", "0", "--tls-port", str(self.port)),
+            *("--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)),
+            *("--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "no"),
+        ]
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -37,8 +61,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 binary,
-                "--port",
-                str(self.port),
+                *self._listen_args(),
                 "--bind",
                 "127.0.0.1",
                 "--dir",
@@ -55,7 +78,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:
             try:

@@ -964,7 +964,7 @@ def test_hostile_entries_never_stop_the_worker_and_each_ends_once_as_expected(fu
     assert worker.wait_exit(timeout_s=60) == 0, worker.log()[-3000:]
 
 
-# -- cases found by fuzzing, kept apart while the worker fails them ------------------------------------------------
+# -- cases fuzzing found, kept as regression tests of their own ------------------------------------------------------
 def tiny_job(job_id: str, **overrides: Any) -> dict[str, Any]:
     document = copy.deepcopy(BASE_ENVELOPE)
     document["job_id"] = job_id

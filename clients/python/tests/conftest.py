@@ -1,5 +1,2 @@
-"""The client's tests run against a real redis-server (tests/support)."""
-
-from tests.support.redis_fixtures import redis_server
-
-__all__ = ["redis_server"]
+"""The client's tests run against a real redis-server: `redis_server` comes from tests/support/redis_fixtures.py,
+loaded for every test folder as a pytest plugin (pyproject.toml)."""

@@ -1,3 +1,3 @@
 """The npc_response video worker: contract, settings, job lifecycle, storage, encoding, CLI."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -234,7 +234,7 @@ def parse_setting(text: str) -> Setting:
             presets[field_name] = value.split(LORA_SEPARATOR) if field_name == "loras" else parse_scalar(value)
             continue
         if not sign or key not in SPEED_KEYS:
-            raise BenchUsageError(f"unknown speed key {key!r} in --setting {text!r}; {usage}")
+            raise BenchUsageError(f"unknown key {key!r} in --setting {text!r}; {usage}")
         speed[key] = parse_scalar(value)
     return Setting(name, speed, presets, worker)  # values are checked merged with the catalog, before anything runs
 

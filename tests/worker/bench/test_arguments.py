@@ -20,7 +20,7 @@ from worker.cli import app
         ),
         (["--presets", "fast,fast"], ["--presets names fast more than once"]),
         (["--setting", "turbo"], ["unknown setting 'turbo' in --setting", "use catalog, stock or NAME:key=value"]),
-        (["--setting", "x:warp=true"], ["unknown speed key 'warp'", "compile", "cache.type"]),
+        (["--setting", "x:warp=true"], ["unknown key 'warp'", "compile", "cache.type"]),
         (["--setting", "x:compile=maybe"], ["--setting x", "speed.compile"]),
         (["--setting", "x:cache.type=sideways"], ["--setting x", "speed.cache"]),
         (["--setting", "stock:compile=true"], ["setting name 'stock'"]),
@@ -30,6 +30,10 @@ from worker.cli import app
         (["--override", "seed=3"], ["--override seed is not allowed", "own seed"]),
         (["--override", "steps"], ["--override 'steps' is not key=value"]),
         (["--image", "/nonexistent/portrait.png"], ["--image /nonexistent/portrait.png cannot be read"]),
+        (["--setting", "b:worker.max_batch=0"], ["--setting b: worker.max_batch", "greater than or equal to 1"]),
+        (["--setting", "b:worker.batch_wait_ms=soon"], ["--setting b: worker.batch_wait_ms", '(got "soon")']),
+        (["--setting", "b:worker.threads=4"], ["unknown key 'worker.threads'", "worker.max_batch"]),
+        (["--burst", "4"], ["--burst measures a full queue: it needs --through queue"]),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_value(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.worker.bench.conftest import load_valid_results
+from tests.worker.bench.conftest import load_valid_results, npc_worker_bench
 
 QUEUE_STAGES = {"queue", "prepare", "load", "generate", "encode", "upload", "transport"}
 
@@ -50,3 +50,29 @@ def test_the_serve_child_ran_under_its_own_prefix_and_left_no_keys(queue_run: Pa
     client = redis.Redis.from_url(redis_url)
     assert list(client.scan_iter(match="npc-bench-*")) == []
     assert list(client.scan_iter(match="npc:*")) == []  # the default prefix was never used
+
+
+def test_a_burst_with_worker_settings_reports_the_device_and_the_batches(
+    tmp_path: Path, bench_catalog: Path, redis_url: str
+) -> None:
+    """`--burst 4` on a worker batching up to 3 (waiting 1 s for company): one batch of three, then one job
+    alone; the serve child got the setting's worker values."""
+    out = tmp_path / "out"
+    run = npc_worker_bench(
+        *("--catalog", str(bench_catalog), "--presets", "realtime", "--through", "queue", "--redis-url", redis_url),
+        *("--setting", "b3:worker.max_batch=3,worker.batch_wait_ms=1000", "--burst", "4"),
+        *("--repeats", "1", "--warmup", "0", "--override", "width=64 height=64 steps=2 duration=0.5"),
+        *("--out", str(out)),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    results = load_valid_results(out)
+    (row,) = results["rows"]
+    burst = row["burst"]
+    assert burst["jobs"] == 4 and burst["batch_sizes"] == {"1": 1, "3": 3}
+    assert 0 < burst["busy_fraction"] <= 1 and burst["jobs_per_s"] > 0
+    assert burst["gap_ms_p50"] is not None and burst["gap_ms_p50"] >= 0  # two device intervals: one gap
+    assert results["environment"]["settings"][0]["worker_settings"] == {"max_batch": 3, "batch_wait_ms": 1000}
+    header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert {"burst_jobs_per_s", "burst_busy_fraction", "burst_gap_ms_p50"} <= set(header)
+    assert "burst: jobs/s, device busy, gap p50 ms" in (out / "report.html").read_text(encoding="utf-8")

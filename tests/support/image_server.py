@@ -31,6 +31,7 @@ class Route:
 class Seen:
     path: str
     host: str
+    at: float = field(default_factory=time.time)  # unix seconds: when the request arrived
 
 
 class ImageServer:

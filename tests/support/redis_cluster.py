@@ -7,7 +7,6 @@ about port + 10000 being free.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,21 +15,9 @@ from pathlib import Path
 
 import redis
 
+from tests.support.redis_processes import free_ports, stop_processes, wait_for_ping
+
 NODES = 3
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (all sockets are held until every port is chosen)."""
-    held: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            held.append(probe)
-        return [int(probe.getsockname()[1]) for probe in held]
-    finally:
-        for probe in held:
-            probe.close()
 
 
 class RedisClusterServers:
@@ -66,7 +53,7 @@ class RedisClusterServers:
             ]  # fmt: skip
             self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
-            _wait_ping(port, timeout_s)
+            wait_for_ping(redis.Redis(port=port, socket_connect_timeout=0.2), f"redis-server on {port}", timeout_s)
         create = subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports), "--cluster-yes"],
             capture_output=True,
@@ -81,27 +68,8 @@ class RedisClusterServers:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
         self.processes = []
-
-
-def _wait_ping(port: int, timeout_s: float) -> None:
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, f"redis-server on {port} did not start"
-            time.sleep(0.05)
 
 
 def _cluster_ok(port: int) -> bool:

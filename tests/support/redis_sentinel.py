@@ -7,7 +7,6 @@ away when it re-syncs from the new primary; with it, it answers NOREPLICAS inste
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,15 +15,9 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_cluster import free_ports
+from tests.support.redis_processes import free_ports, redis_server_binary, stop_processes, wait_for_ping
 
 MASTER_NAME = "npc-primary"
-
-
-def _redis_server() -> str:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (scripts/setup.sh installs it)"
-    return binary
 
 
 class SentinelDeployment:
@@ -53,7 +46,7 @@ class SentinelDeployment:
                 f"sentinel failover-timeout {MASTER_NAME} 10000\n",
                 encoding="utf-8",
             )
-            self._spawn([_redis_server(), str(config), "--sentinel"])
+            self._spawn([redis_server_binary(), str(config), "--sentinel"])
         deadline = time.monotonic() + timeout_s
         while not self._replica_known():
             assert time.monotonic() < deadline, "the sentinels did not discover the replica"
@@ -63,18 +56,10 @@ class SentinelDeployment:
         folder = self.directory / name
         folder.mkdir(parents=True, exist_ok=True)
         self._spawn(
-            [_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
              "--appendonly", "no", "--logfile", "redis.log", *extra]
         )  # fmt: skip
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, f"redis-server {name} did not start"
-                time.sleep(0.05)
+        wait_for_ping(redis.Redis(port=port, socket_connect_timeout=0.2), f"redis-server {name}")
 
     def _spawn(self, command: list[str]) -> None:
         self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -120,14 +105,7 @@ class SentinelDeployment:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
         self.processes = []
 
 

@@ -3,21 +3,14 @@ like a cache that loses everything when it restarts; with `tls`, it speaks TLS o
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.redis_processes import free_port, redis_server_binary, wait_for_ping
 
 
 @dataclass(frozen=True)
@@ -55,12 +48,10 @@ class RedisServer:
         ]
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed (scripts/setup.sh installs it)"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                binary,
+                redis_server_binary(),
                 *self._listen_args(),
                 "--bind",
                 "127.0.0.1",
@@ -79,15 +70,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_ping(client, f"redis-server on port {self.port}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:

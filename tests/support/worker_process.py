@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.redis_server import free_port
+from tests.support.redis_processes import free_port
 from tests.support.waiting import wait_until
 
 

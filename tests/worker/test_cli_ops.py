@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.jobs import envelope, png_bytes
-from tests.support.redis_server import free_port
+from tests.support.redis_processes import free_port
 from tests.support.streams import events
 from tests.support.waiting import wait_until
 from worker.cli import app

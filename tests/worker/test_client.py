@@ -12,7 +12,7 @@ import pytest
 from npc_video_client.client import JobRejected, NpcVideoClient
 from npc_video_client.contract import JobStatus
 from tests.support.jobs import envelope
-from tests.support.redis_server import free_port
+from tests.support.redis_processes import free_port
 from tests.support.video import decode_mp4, path_of
 
 

@@ -10,8 +10,8 @@ from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobStatus
 from npc_video_client.names import StreamNames
 from tests.support.jobs import envelope
+from tests.support.redis_processes import free_port
 from tests.support.redis_sentinel import MASTER_NAME, sentinel_deployment
-from tests.support.redis_server import free_port
 from tests.support.serving import fast_settings, serving
 from tests.support.streams import final_events, pending_count
 from tests.support.waiting import wait_until

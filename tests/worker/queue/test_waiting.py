@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from npc_video_client.names import Lane
-from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_processes import free_port
+from tests.support.redis_server import RedisServer
 from worker.queue.leases import Leases
 from worker.queue.waiting import RedisWaiter, StopWaiting
 from worker.shutdown import ImmediateShutdown, ShutdownFlag

@@ -91,9 +91,11 @@ def retry(
             lane = names.lane_of(entry["stream"])
         except ValueError:
             fail(f"dead entry {entry_id} came from {entry['source']!r}, not a lane stream of prefix {names.prefix!r}")
-        job_id = entry["job_id"]
-        has_id = read_job(fields.get(b"job"), "", settings.max_job_bytes).has_job_id  # else no keys of its own
-        keys = _stale_keys(client, job_id) if job_id and has_id else []
+        # the payload names the job; one without a usable job id has no keys of its own (its dead letter says
+        # `unknown:...`)
+        reading = read_job(fields.get(b"job"), entry["job_id"] or "", settings.max_job_bytes)
+        job_id = reading.job_id
+        keys = _stale_keys(client, job_id) if reading.has_job_id else []
         pipe = client.redis.pipeline(transaction=True)
         if keys:
             pipe.delete(*keys)

@@ -76,7 +76,7 @@ def _supervise(settings: Any, devices: str, flags: dict[str, Any]) -> int:
 def _serve_one(settings: Any) -> int:
     from models.catalog import check_model_paths
     from worker.http import HealthServer, PortInUse
-    from worker.runtime import build_worker
+    from worker.service import build_worker
     from worker.shutdown import ShutdownFlag
 
     check_device(settings)
@@ -85,7 +85,7 @@ def _serve_one(settings: Any) -> int:
 
     def build(checked: Any) -> Any:
         service = build_worker(checked, shutdown)
-        check_model_paths(service.runner.catalog)
+        check_model_paths(service.runtime.catalog)
         return service
 
     service = start_up(build, settings)

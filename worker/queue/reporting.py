@@ -1,4 +1,4 @@
-"""What a running job tells Redis and asks of it: processing and progress events, cancellation, at every step.
+"""What a running job tells Redis and asks of it at every denoising step: progress events and cancellation.
 
 A Redis outage during generation does not fail the job: these intermediate events and checks are skipped with a
 warning (and not tried again for a short while, so an outage cannot stall every step); the terminal write waits
@@ -15,9 +15,8 @@ from typing import Any
 
 import redis
 
-from npc_video_client.contract import JobProcessingEvent, JobProgressEvent, QualityPreset
+from npc_video_client.contract import JobProgressEvent
 from npc_video_client.errors import JobError
-from worker.logs import add_log_context
 from worker.queue.events import EventWriter, ProgressThrottle
 from worker.queue.waiting import is_transient
 
@@ -27,13 +26,14 @@ REDIS_RETRY_AFTER_S = 2.0
 
 
 class RedisJobHooks:
+    """The hooks (worker.job.JobHooks) of one run of a job."""
+
     def __init__(
         self,
         events: EventWriter,
         client: redis.Redis,
         cancel_key: str,
         job_id: str,
-        attempt: int,
         *,
         progress_interval_ms: int,
         on_step: Callable[[], None],
@@ -43,25 +43,12 @@ class RedisJobHooks:
         self.client = client
         self.cancel_key = cancel_key
         self.job_id = job_id
-        self.attempt = attempt
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
         self.metadata = metadata  # the envelope's, echoed in every event
         self._redis_down_until = 0.0
         self._begun: Future[int] | None = None
         self._gave_up: Callable[[int], JobError | None] | None = None
-
-    def processing(self, model: str, preset: QualityPreset) -> None:
-        add_log_context(model=model)
-        event = self.events.stamp(
-            JobProcessingEvent,
-            job_id=self.job_id,
-            attempt=self.attempt,
-            model=model,
-            preset=preset,
-            metadata=self.metadata,
-        )
-        self._best_effort(lambda: self.events.emit(event))
 
     def progress(self, step: int, total_steps: int) -> None:
         self.on_step()
@@ -86,8 +73,8 @@ class RedisJobHooks:
         if self._begun is None:
             return
         begun, self._begun = self._begun, None
-        self.attempt = begun.result()
-        error = self._gave_up(self.attempt) if self._gave_up is not None else None
+        attempt = begun.result()
+        error = self._gave_up(attempt) if self._gave_up is not None else None
         if error is not None:
             raise error
 

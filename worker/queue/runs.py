@@ -18,8 +18,11 @@ from typing import Any
 
 import redis
 
+from npc_video_client.contract import JobProcessingEvent, QualityPreset
 from npc_video_client.names import StreamNames
+from npc_video_client.protocol import text
 from worker.queue.connection import run_scripts
+from worker.queue.events import EventWriter
 from worker.queue.leases import Lease
 
 # Shared by the scripts that must not act on a job that already ended.
@@ -49,16 +52,17 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'run', ''}
 """
 )
-# KEYS: attempts, events.  ARGV: attempts_ttl_s, max_attempts, the job:processing event's JSON before and after its
-# attempt number ('' and '': no event), events MAXLEN, PUBLISH channel ('' = none). One round trip: the device starts
-# the run right after it, so its gap between jobs stays a fraction of a millisecond of Redis.
+# KEYS: attempts, events.  ARGV: attempts_ttl_s, max_attempts, the job:processing event's JSON object without its
+# attempt ('' = no event), events MAXLEN, PUBLISH channel ('' = none). The attempt, known only here, is appended as
+# the object's last member. One round trip: the device starts the run right beside it, so its gap between jobs stays
+# a fraction of a millisecond of Redis.
 _BEGIN = """
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if n <= tonumber(ARGV[2]) and ARGV[3] ~= '' then
-  local body = ARGV[3] .. n .. ARGV[4]
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', body)
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], body) end
+  local body = string.sub(ARGV[3], 1, -2) .. ',"attempt":' .. n .. '}'
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', body)
+  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], body) end
 end
 return n
 """
@@ -112,21 +116,17 @@ class RunRegistry:
 
 @dataclass(frozen=True)
 class Announcement:
-    """A job:processing event to write when its run begins, split around its attempt number (known only then)."""
+    """A job:processing event to write when its run begins: the event as a JSON object without its `attempt`, which
+    is known only then (the begin script appends it)."""
 
-    before: str
-    after: str
+    event_without_attempt: str
     max_attempts: int
     maxlen: int
     channel: str | None
 
-    @classmethod
-    def of(cls, event_json: str, placeholder: int, **rest: Any) -> Announcement:
-        token = f'"attempt":{placeholder}'
-        at = event_json.rfind(token)  # the event's own field: serialized after the (echoed) metadata
-        if at < 0:
-            raise ValueError(f"event has no {token}")
-        return cls(event_json[: at + len('"attempt":')], event_json[at + len(token) :], **rest)
+    def __post_init__(self) -> None:
+        if not self.event_without_attempt.endswith("}"):
+            raise ValueError("an announcement's event is a JSON object")
 
 
 class Verdict(StrEnum):
@@ -141,17 +141,25 @@ class Claim:
     detail: str = ""  # the final status, or the holder of the lock
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RunGate:
-    def __init__(self, client: redis.Redis, names: StreamNames, consumer: str, lock_ms: int, attempts_ttl_s: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        names: StreamNames,
+        consumer: str,
+        lock_ms: int,
+        attempts_ttl_s: int,
+        *,
+        events: EventWriter,
+        max_attempts: int,
+    ):
         self.client = client
         self.names = names
         self.consumer = consumer
         self.lock_ms = lock_ms
         self.attempts_ttl_s = attempts_ttl_s
+        self.events = events
+        self.max_attempts = max_attempts
         self._claim = client.register_script(_CLAIM)
         self._begin = client.register_script(_BEGIN)
         self._renew = client.register_script(_RENEW)
@@ -169,22 +177,33 @@ class RunGate:
         entry_id = token.removeprefix(f"{self.consumer}/").split("/", 1)[0]
         args: list[Any] = [token, self.lock_ms, self._token_prefix(entry_id)]
         reply: Any = self._claim(keys=keys, args=args)
-        return Claim(Verdict(_text(reply[0])), detail=_text(reply[1]))
+        return Claim(Verdict(text(reply[0])), detail=text(reply[1]))
 
     def begin(self, job_id: str, announce: Announcement | None = None) -> int:
         """Count a run that begins (on the device, as a cache hit, or failing in preparation): its attempt. With
         `announce`, its job:processing event is written in the same step, unless the run is one too many."""
-        args: list[Any] = [self.attempts_ttl_s, 0, "", "", 1, ""]
+        args: list[Any] = [self.attempts_ttl_s, 0, "", 1, ""]
         if announce is not None:
             args = [
                 self.attempts_ttl_s,
                 announce.max_attempts,
-                announce.before,
-                announce.after,
+                announce.event_without_attempt,
                 announce.maxlen,
                 announce.channel or "",
             ]
         return int(self._begin(keys=[self.names.attempts(job_id), self.names.events], args=args))
+
+    def begin_run(self, run: Run, model: str, preset: QualityPreset) -> int:
+        """The run begins on the device or as a cache hit: its attempt counted and its job:processing event written
+        in one round trip (no event for a run one too many: it ends at once). Sets and returns `run.attempt`."""
+        event = self.events.stamp(
+            JobProcessingEvent, job_id=run.job_id, attempt=0, model=model, preset=preset, metadata=run.metadata
+        )
+        announce = Announcement(
+            event.model_dump_json(exclude={"attempt"}), self.max_attempts, self.events.maxlen, self.events.channel
+        )
+        run.attempt = self.begin(run.job_id, announce)
+        return run.attempt
 
     def renew(self, locks: list[tuple[str, str]]) -> None:
         """Keep the locks of the runs in progress here alive: (job_id, token) pairs, one round trip."""

@@ -11,7 +11,9 @@ own pending entries first, and serves HTTP on base port + N.
 - SIGTERM/SIGINT are forwarded to every child: the first makes each drain (finish its job, hand back what it read
   ahead), a second makes them stop at once. Children run in their own sessions, so a Ctrl-C in a terminal reaches
   them only through the supervisor, once; on Linux they get SIGTERM if the supervisor itself dies.
-- The supervisor exits when every child has exited: 0 when each drained cleanly (exit 0), else 1.
+- The supervisor exits when every child has exited: 0 when each drained cleanly (exit 0), else 1. A child that a
+  forwarded SIGTERM/SIGINT ended by the signal itself had not yet taken its handlers over (worker.shutdown: the
+  first thing a worker process does): it stopped before it started, with nothing in hand, which is clean too.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class Child:
     backoff_s: float = FIRST_BACKOFF_S
     restart_at: float | None = None
     exit_code: int | None = None
+    stopped_before_start: bool = False  # ended by a forwarded stop signal before it could handle it
 
     @property
     def running(self) -> bool:
@@ -176,7 +179,7 @@ class Supervisor:
             self._kill_leftovers()
         if self._configuration_error:
             return CONFIGURATION_EXIT
-        clean = all(child.exit_code == 0 for child in self.children)
+        clean = all(child.exit_code == 0 or child.stopped_before_start for child in self.children)
         log.info("all workers exited (%s)", ", ".join(f"{c.slot.label}: {c.exit_code}" for c in self.children))
         return 0 if clean else 1
 
@@ -209,6 +212,9 @@ class Supervisor:
         uptime = time.monotonic() - child.started_at
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         if self.stopping:
+            child.stopped_before_start = self._forwarded > 0 and -code in (signal.SIGTERM, signal.SIGINT)
+            if child.stopped_before_start:
+                how += ": stopped before it started, nothing in hand"
             log.info("worker %s exited (%s)", child.slot.label, how)
             return
         if code == CONFIGURATION_EXIT:

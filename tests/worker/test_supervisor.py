@@ -96,10 +96,13 @@ def test_ports_beyond_the_last_are_refused():
 # -- the supervisor loop, with stand-in children (small Python processes) ------------------------------------
 
 # TEST_CHILD=crash exits 1 at once, =config exits 2 (a refused configuration), =drain waits for SIGTERM and exits 0
-# a second later, or 1 when a second SIGTERM comes first (a worker's drain and immediate stop, in small).
+# a second later, or 1 when a second SIGTERM comes first (a worker's drain and immediate stop, in small),
+# =importing sleeps with the default handlers (a worker still importing: a SIGTERM kills it by the signal).
 STAND_IN = """
 import os, signal, sys, time
 kind = os.environ["TEST_CHILD"]
+if kind == "importing":
+    time.sleep(30)
 if kind != "drain":
     sys.exit(1 if kind == "crash" else 2)
 seen = []
@@ -149,6 +152,12 @@ def test_a_crashing_child_is_started_again_with_doubling_delays(caplog):
 def test_one_signal_drains_every_child_and_exits_0_a_second_stops_them_at_once():
     assert run_supervisor({"cpu0": "drain", "cpu1": "drain"}, stop_after_s=0.5) == 0
     assert run_supervisor({"cpu0": "drain", "cpu1": "drain"}, stop_after_s=0.5, signals=2) == 1
+
+
+def test_a_child_stopped_by_the_signal_while_still_importing_counts_as_clean(caplog):
+    caplog.set_level(logging.INFO, logger="worker.supervisor")
+    assert run_supervisor({"cpu0": "importing", "cpu1": "drain"}, stop_after_s=0.5) == 0
+    assert any("cpu0 exited (signal SIGTERM: stopped before it started" in r.getMessage() for r in caplog.records)
 
 
 def test_a_child_refusing_its_configuration_stops_all_with_2(caplog):

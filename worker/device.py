@@ -21,6 +21,7 @@ from worker.metrics import WorkerMetrics
 from worker.model_runner import ModelRunner
 from worker.queue.endings import Endings
 from worker.queue.runs import RunGate
+from worker.queue.waiting import RedisWaiter
 from worker.shutdown import ImmediateShutdown
 
 
@@ -30,12 +31,14 @@ class DeviceStage:
         *,
         models: ModelRunner,
         gate: RunGate,
+        redis: RedisWaiter,
         endings: Endings,
         finisher: FinishStage,
         metrics: WorkerMetrics,
     ) -> None:
         self.models = models
         self.gate = gate
+        self.redis = redis
         self.endings = endings
         self.finisher = finisher
         self.metrics = metrics
@@ -44,10 +47,7 @@ class DeviceStage:
     def run(self, batch: list[ReadyJob]) -> None:
         begun: list[Future[int]] = []
         for job in batch:
-            request = job.prepared.request
-            begin = self._announcer.submit(
-                contextvars.copy_context().run, self.gate.begin_run, job.run, request.model, request.preset
-            )
+            begin = self._announcer.submit(contextvars.copy_context().run, self._begin, job)
             job.hooks.begin_with(begin, self.endings.policy.gave_up)
             begun.append(begin)
         in_pipeline_call = True
@@ -65,6 +65,11 @@ class DeviceStage:
             immediate = immediate or stop
         if immediate is not None:
             raise immediate
+
+    def _begin(self, job: ReadyJob) -> int:
+        """On the announce thread: the run's begin, waiting through a Redis outage or failover."""
+        request = job.prepared.request
+        return self.redis.call(lambda: self.gate.begin_run(job.run, request.model, request.preset))
 
     def _hand_on(
         self, job: ReadyJob, outcome: Outcome, *, batched: bool, in_pipeline_call: bool

@@ -170,7 +170,8 @@ class IntakeStage:
             self.endings.failed(run, as_job_error(exc), partial)
             return False
         if cached:
-            self.gate.begin_run(run, prepared.request.model, prepared.request.preset)
+            request = prepared.request
+            self.redis.call(lambda: self.gate.begin_run(run, request.model, request.preset))
             if self.endings.gave_up(run, prepared):
                 return False
             self.finisher.submit(Finishing(run, prepared, None))

@@ -158,7 +158,12 @@ class Worker:
             metrics=metrics,
         )
         self.device = DeviceStage(
-            models=runtime.models, gate=self.gate, endings=self.endings, finisher=self.finisher, metrics=metrics
+            models=runtime.models,
+            gate=self.gate,
+            redis=self.redis,
+            endings=self.endings,
+            finisher=self.finisher,
+            metrics=metrics,
         )
         self.keepalive = Keepalive(
             leases=self.leases, gate=self.gate, runs=self.runs, shutdown=shutdown, claim_idle_ms=settings.claim_idle_ms

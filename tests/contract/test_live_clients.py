@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis
 
-from npc_video_client import AsyncNpcVideoClient, CancelOutcome, JobStateStatus, NpcVideoClient
+from npc_video_client import AsyncNpcVideoClient, CancelOutcome, JobAlreadyEnded, JobStateStatus, NpcVideoClient
 from npc_video_client.contract import CONTRACT_VERSION, ErrorCode, JobProgressEvent, JobStatus
 from tests.contract.conftest import NAMES
 from tests.support.jobs import envelope
@@ -101,7 +102,9 @@ def test_a_duplicate_entry_pushes_the_stored_result_again_without_a_second_event
     raw = redis.Redis.from_url(live.url)
     client.submit(envelope("live-dup", seed=3))
     first = client.wait("live-dup", timeout_s=120)
-    client.submit(envelope("live-dup", seed=3))
+    with pytest.raises(JobAlreadyEnded, match=r"job live-dup already ended \(completed\)"):
+        client.submit(envelope("live-dup", seed=3))  # the client refuses; another producer's duplicate entry:
+    raw.xadd(NAMES.lane("normal"), {"job": json.dumps(envelope("live-dup", seed=3))})
     wait_until(lambda: raw.llen(NAMES.done("live-dup")) == 2, timeout_s=60, what="the second push")
     again = json.loads(raw.lindex(NAMES.done("live-dup"), -1))
     assert again["job_id"] == "live-dup" and again["status"] == "completed" and again["url"] == first.url

@@ -348,7 +348,8 @@ class JobState(BaseModel):
     once per progress interval while it runs, on a retryable failure and in the job's terminal write. A producer
     polls this one key instead of following the events stream. Unknown fields are ignored (forward compatibility)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Every writer writes every field: the schema (of what is stored, serialization mode) requires them all.
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_serialization_defaults_required=True)
 
     job_id: str
     status: JobStateStatus

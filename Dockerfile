@@ -27,7 +27,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 
 WORKDIR /app
 COPY deploy/constraints.txt deploy/constraints.txt
-# The client first: it is the wire contract the worker depends on (npc-video-client==1.1.0), never on PyPI.
+# The client first: it is the wire contract the worker depends on (npc-video-client==1.2.0), never on PyPI.
 COPY clients/python clients/python
 RUN pip install --no-cache-dir -c deploy/constraints.txt ./clients/python
 COPY pyproject.toml README.md ./

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis
 
-from npc_video_client import AsyncNpcVideoClient, NotFinal, NpcVideoClient
+from npc_video_client import AsyncNpcVideoClient, CancelOutcome, JobAlreadyEnded, JobStateStatus, NpcVideoClient
 from npc_video_client.contract import CONTRACT_VERSION, ErrorCode, JobProgressEvent, JobStatus
 from tests.contract.conftest import NAMES
 from tests.support.jobs import envelope
@@ -33,7 +34,7 @@ def test_the_sync_client_follows_a_job_from_submit_to_result(live):
     assert all(event.metadata == METADATA for event in events)
     assert events[-1].url == result.url and events[-1].contract_version == CONTRACT_VERSION
     # waiting consumed nothing: every later waiter and status() see the same result
-    assert client.wait("live-sync", timeout_s=5) == result == client.status("live-sync")
+    assert client.wait("live-sync", timeout_s=5) == result == client.result("live-sync")
     raw = redis.Redis.from_url(live.url)
     assert raw.llen(NAMES.done("live-sync")) == 1 and 0 < raw.ttl(NAMES.done("live-sync")) <= 24 * 3600
 
@@ -62,12 +63,13 @@ def test_status_while_running_then_cancel(live):
     client.submit({**envelope("live-long", steps=200, width=32, height=32), "metadata": {"generation_id": 7003}})
     first = next(event for event in stream if event.type == "job:progress")
     assert first.metadata == {"generation_id": 7003}
-    assert client.status("live-long") == NotFinal(job_id="live-long", attempts=1, running=True)
-    client.cancel("live-long", ttl_s=60)
+    assert client.cancel("live-long", ttl_s=60) is CancelOutcome.CANCELLED
     result = client.wait("live-long", timeout_s=120)
     assert result.status == JobStatus.CANCELLED and result.error_code == ErrorCode.CANCELLED
     assert result.metadata == {"generation_id": 7003}
     assert [event.type for event in stream][-1] == "job:cancelled"
+    assert client.cancel("live-long") is CancelOutcome.ALREADY_ENDED
+    assert client.status("live-long").status == JobStateStatus.CANCELLED
     raw = redis.Redis.from_url(live.url)
     assert not raw.exists(NAMES.cancel("live-long"), NAMES.attempts("live-long"), NAMES.running("live-long"))
 
@@ -100,7 +102,9 @@ def test_a_duplicate_entry_pushes_the_stored_result_again_without_a_second_event
     raw = redis.Redis.from_url(live.url)
     client.submit(envelope("live-dup", seed=3))
     first = client.wait("live-dup", timeout_s=120)
-    client.submit(envelope("live-dup", seed=3))
+    with pytest.raises(JobAlreadyEnded, match=r"job live-dup already ended \(completed\)"):
+        client.submit(envelope("live-dup", seed=3))  # the client refuses; another producer's duplicate entry:
+    raw.xadd(NAMES.lane("normal"), {"job": json.dumps(envelope("live-dup", seed=3))})
     wait_until(lambda: raw.llen(NAMES.done("live-dup")) == 2, timeout_s=60, what="the second push")
     again = json.loads(raw.lindex(NAMES.done("live-dup"), -1))
     assert again["job_id"] == "live-dup" and again["status"] == "completed" and again["url"] == first.url

@@ -20,7 +20,7 @@ from tests.contract.conftest import NAMES, SCHEMA_DIR, TYPESCRIPT_DIR
 from tests.support.jobs import envelope
 from tests.support.waiting import wait_until
 
-KINDS = ("envelope", "result", "event")
+KINDS = ("envelope", "result", "event", "state")
 Samples = dict[str, list[dict[str, Any]]]
 
 
@@ -32,7 +32,8 @@ def schema(kind: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def samples(live) -> Samples:
     """Envelopes as producers send them, and every event and result a real worker wrote for them: completed (with
-    metadata and a LoRA), refused, expired, cancelled, a 1.0 envelope, and an entry that is not JSON."""
+    metadata and a LoRA), refused, expired, cancelled, a 1.0 envelope, and an entry that is not JSON; and every
+    per-job state stored in Redis then, with the states status() derives for those jobs."""
     client = NpcVideoClient(live.url)
     raw = redis.Redis.from_url(live.url)
     metadata = {"generation_id": 8001, "labels": {"scene": "tavern"}, "ids": [1, 2, 3]}
@@ -59,7 +60,9 @@ def samples(live) -> Samples:
     events = [json.loads(fields[b"event"]) for _id, fields in raw.xrange(NAMES.events)]
     assert {result["status"] for result in results} == {"completed", "failed", "expired", "cancelled"}
     valid = [body for body in bodies if body["job_id"] != "sample-refused"]
-    return {"envelope": valid, "result": results, "event": events}
+    stored = [json.loads(raw.get(key)) for key in raw.scan_iter(NAMES.state("*"))]  # the worker's, and producers'
+    derived = [client.status(job_id).model_dump(mode="json") for job_id in job_ids]
+    return {"envelope": valid, "result": results, "event": events, "state": stored + derived}
 
 
 def test_the_samples_cover_every_event_type_and_carry_metadata(samples):

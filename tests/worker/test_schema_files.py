@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from worker.cli import app, contract_schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schema"
-KINDS = ["envelope", "result", "event"]
+KINDS = ["envelope", "result", "event", "state"]
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -34,3 +34,8 @@ def test_every_schema_names_its_dialect_and_id(name):
     schema = contract_schemas()[name]
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == f"urn:npc-video:schema:{name}"
+
+
+def test_the_event_schema_tells_consumers_to_read_type_first():
+    description = contract_schemas()["event"]["description"]
+    assert "Read `type` first" in description and "skip such an event" in description

@@ -3,7 +3,9 @@
 They are written for strict validators (Ajv's default strict mode, Python jsonschema) and for code generators
 (json-schema-to-typescript): draft 2020-12 with `$schema` and `$id` on every file, and no keyword outside the
 standard vocabulary. pydantic's tagged unions carry an OpenAPI `discriminator` keyword, which strict validators
-refuse: the event union is a plain `oneOf` whose variants each require their own `type` constant instead.
+refuse: the event union is a plain `oneOf` whose variants each require their own `type` constant instead. That union
+lists this version's event types only: its description tells consumers to read `type` first and skip types they do
+not know (a newer minor adds some), as docs/contract.md does.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
+from npc_video_client.contract import JobEnvelope, JobEvent, JobResult, JobState
 from worker.cli.app import app
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "urn:npc-video:schema:"  # a name, not a location: the files are shipped in docs/schema
+EVENT_DESCRIPTION = (
+    "An event of this contract version, told apart by `type`. Read `type` first: a type not listed here comes from a "
+    "newer minor of the contract (minors add event types); skip such an event instead of validating it against this "
+    "schema."
+)
 
 
 class StandardJsonSchema(GenerateJsonSchema):
@@ -38,6 +45,7 @@ class SchemaKind(StrEnum):
     ENVELOPE = "envelope"
     RESULT = "result"
     EVENT = "event"
+    STATE = "state"
     ALL = "all"
 
 
@@ -46,8 +54,10 @@ def contract_schemas() -> dict[str, dict[str, Any]]:
         "envelope": JobEnvelope.model_json_schema(schema_generator=StandardJsonSchema),
         "result": JobResult.model_json_schema(schema_generator=StandardJsonSchema),
         "event": TypeAdapter(JobEvent).json_schema(schema_generator=StandardJsonSchema),
+        "state": JobState.model_json_schema(schema_generator=StandardJsonSchema, mode="serialization"),
     }
     bodies["event"]["title"] = "JobEvent"
+    bodies["event"]["description"] = EVENT_DESCRIPTION
     return {name: {"$schema": DIALECT, "$id": f"{ID_BASE}{name}", **body} for name, body in bodies.items()}
 
 
@@ -56,7 +66,7 @@ def schema(
     kind: Annotated[SchemaKind, typer.Argument()] = SchemaKind.ALL,
     out: Annotated[Path | None, typer.Option(help="write <kind>.schema.json files into this folder instead")] = None,
 ) -> None:
-    """Print the JSON Schema of the job envelope, the result, the events, or all three."""
+    """Print the JSON Schema of the job envelope, the result, the events, the per-job state, or all four."""
     schemas = contract_schemas()
     chosen = schemas if kind is SchemaKind.ALL else {kind.value: schemas[kind.value]}
     if out is None:

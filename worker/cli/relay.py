@@ -18,6 +18,11 @@ class FormatName(StrEnum):
     PIXSIM7 = "pixsim7"
 
 
+class EventsChoice(StrEnum):
+    PROGRESS = "progress"
+    ALL = "all"
+
+
 @app.command()
 def relay(
     *,
@@ -36,6 +41,18 @@ def relay(
         typer.Option("--from-start", help="a group created now starts at the stream's oldest event, not at new ones"),
     ] = False,
     origin: Annotated[str, typer.Option("--origin", help="the `origin` the messages name")] = "npc-video-worker",
+    events: Annotated[
+        EventsChoice,
+        typer.Option(
+            "--events",
+            help="progress: running jobs' progress only (pixsim7's poller owns every state change); all: the terminal "
+            "events too, for subscribers other than pixsim7's generations",
+        ),
+    ] = EventsChoice.PROGRESS,
+    progress_interval_ms: Annotated[
+        int,
+        typer.Option("--progress-interval-ms", min=0, help="at most one progress message per job this often"),
+    ] = 1_000,
     publish_url: Annotated[
         str | None,
         typer.Option(
@@ -48,21 +65,22 @@ def relay(
     redis_url: RedisUrlOption = None,
     prefix: PrefixOption = None,
 ) -> None:
-    """Relay every event of `{prefix}:events` to a pub/sub channel in another system's shape, at least once, until
-    SIGTERM/SIGINT. A restarted relay resumes where it stopped (its consumer group keeps the position)."""
+    """Relay the events of `{prefix}:events` to a pub/sub channel in another system's shape, at least once, until
+    SIGTERM/SIGINT: by default running jobs' progress only (--events all: the terminal events too). A restarted relay
+    resumes where it stopped (its consumer group keeps the position)."""
     import redis
 
     from npc_video_client.names import StreamNames
     from worker.logs import configure_logging
     from worker.queue.connection import connect, open_redis
-    from worker.relay import FORMATS, PublishRefused, Relay, RelayOptions
+    from worker.relay import Pixsim7Events, Pixsim7Format, PublishRefused, Relay, RelayOptions
     from worker.shutdown import ImmediateShutdown, ShutdownFlag
 
     settings = settings_from(redis_url=redis_url, prefix=prefix)
     if publish_url is not None and not publish_url.startswith(("redis://", "rediss://")):
         fail("--publish-url (NPC_RELAY_PUBLISH_URL) must be a redis:// or rediss:// URL")
     configure_logging(log_format=settings.log_format)
-    chosen = FORMATS[relay_format.value](origin)
+    chosen = Pixsim7Format(origin, Pixsim7Events(events.value), progress_interval_ms)
     options = RelayOptions(
         channel=channel or chosen.default_channel,
         group=group or f"relay-{chosen.name}",
@@ -74,10 +92,10 @@ def relay(
     shutdown.install()
     client = open_redis(settings)
     publisher: redis.Redis | None = None if publish_url is None else connect(publish_url, settings.block_ms)
-    events = StreamNames(settings.prefix).events
+    names = StreamNames(settings.prefix)
     try:
         with redis_errors(settings):
-            Relay(client, events, chosen, options, shutdown=shutdown, publisher=publisher).run()
+            Relay(client, names, chosen, options, shutdown=shutdown, publisher=publisher).run()
     except PublishRefused as exc:
         fail(str(exc))
     except ImmediateShutdown:  # a second signal while waiting for Redis: entries in hand stay pending

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from npc_video_client.contract import JobResult, JobStatus
+from npc_video_client.contract import JobStatus
 from worker.cli.app import app
 from worker.cli.exits import ExitCode, redis_errors
 from worker.cli.options import PrefixOption, RedisUrlOption, queue_client, settings_from
@@ -20,18 +20,25 @@ def outcome_code(status: JobStatus) -> ExitCode:
 
 @app.command()
 def status(job_id: JobArgument, redis_url: RedisUrlOption = None, prefix: PrefixOption = None) -> None:
-    """Print the job's stored result JSON (exit 0 completed, 1 failed/cancelled/expired), or say that it has not
-    finished yet (exit 4)."""
+    """Print the job's stored result JSON (exit 0 completed, 1 failed/cancelled/expired), or say where it stands
+    when it has not finished yet (exit 4)."""
+    from npc_video_client.client_errors import UnknownJob
+
     settings = settings_from(redis_url=redis_url, prefix=prefix)
     client = queue_client(settings)
     with redis_errors(settings):
-        found = client.status(job_id)
-    if not isinstance(found, JobResult):
-        where = "running" if found.running else "queued, waiting for a retry, or unknown"
-        typer.echo(f"job {job_id}: not finished yet ({where}; {found.attempts} run(s) started)", err=True)
+        result = client.result(job_id)
+        try:
+            state = None if result is not None else client.status(job_id)
+        except UnknownJob:
+            typer.echo(f"job {job_id}: not finished yet (unknown: no state and no result)", err=True)
+            raise typer.Exit(ExitCode.TIMEOUT) from None
+    if state is not None:
+        where = f"{state.status.value}, {state.attempt} run(s) started, progress {state.progress:.0%}"
+        typer.echo(f"job {job_id}: not finished yet ({where})", err=True)
         raise typer.Exit(ExitCode.TIMEOUT)
-    typer.echo(found.model_dump_json())
-    raise typer.Exit(outcome_code(found.status))
+    typer.echo(result.model_dump_json())
+    raise typer.Exit(outcome_code(result.status))
 
 
 @app.command()

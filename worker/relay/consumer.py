@@ -11,6 +11,10 @@ position lives in Redis, so any process using the same group and consumer name r
 
 Redis outages, restarts and failovers are waited out (worker.queue.waiting); a consumer group lost with Redis's data
 is created again from `0`, since everything in the stream then was written after the loss.
+
+A run's `job:processing` and `job:progress` are not relayed once their job has a final result (EXISTS on the result
+key, just before publishing): a relay catching up a backlog (after a restart) would otherwise tell its subscribers
+that jobs which ended long ago are running again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any, Protocol
 import redis
 from pydantic import TypeAdapter, ValidationError
 
-from npc_video_client.contract import JobEvent, describe_validation_error
+from npc_video_client.contract import JobEvent, JobProcessingEvent, JobProgressEvent, describe_validation_error
+from npc_video_client.names import StreamNames
 from npc_video_client.protocol import EVENT_TYPES, text
 from worker.queue.waiting import RedisWaiter, StopWaiting
 from worker.shutdown import ShutdownFlag
@@ -71,7 +76,7 @@ class Relay:
     def __init__(
         self,
         client: redis.Redis,
-        events_stream: str,
+        names: StreamNames,
         relay_format: RelayFormat,
         options: RelayOptions,
         *,
@@ -80,12 +85,14 @@ class Relay:
     ) -> None:
         self.client = client
         self.publisher = publisher if publisher is not None else client
-        self.stream = events_stream
+        self.names = names
+        self.stream = names.events
         self.format = relay_format
         self.options = options
         self.shutdown = shutdown
         self.waiter = RedisWaiter(shutdown, beat=lambda: None, recreate_groups=self._recreate_group)
         self.published = 0  # messages PUBLISHed by this process (a re-published pending entry counts again)
+        self.stale = 0  # progress of jobs that had ended when it was read, not published
 
     def run(self) -> None:
         """Until a graceful stop is asked (then it returns); an unexpected Redis refusal (an ACL that lacks a command)
@@ -182,4 +189,13 @@ class Relay:
         except ValidationError as exc:
             log.warning("events entry %s does not parse (%s); skipped", entry_id, describe_validation_error(exc))
             return None
-        return self.format.translate(self.stream, entry_id, event)
+        message = self.format.translate(self.stream, entry_id, event)
+        if message is not None and isinstance(event, JobProcessingEvent | JobProgressEvent) and self._ended(event):
+            log.debug("events entry %s: job %s has ended; its progress is not relayed", entry_id, event.job_id)
+            self.stale += 1
+            return None
+        return message
+
+    def _ended(self, event: JobProcessingEvent | JobProgressEvent) -> bool:
+        result_key = self.names.result(event.job_id)
+        return bool(self.waiter.call(partial(self.client.exists, result_key), stop_on_request=True))

@@ -2,32 +2,36 @@
 
 pixsim7's bridge (channel `pixsim7:events:v1`) re-publishes every message on its in-process event bus under
 `event_type` with `data`, parses `timestamp` with `datetime.fromisoformat`, and drops messages whose `origin` is its
-own. Its job events are `job:created`, `job:started`, `job:completed`, `job:failed` and `job:cancelled`; it keys
-them by its numeric generation id and treats every `job:failed` as final. The mapping:
+own. Its generation events (`job:created|started|completed|failed|cancelled|paused|resumed|retrying`) are keyed by
+the numeric generation id in `job_id` and `generation_id`; its WebSocket handler broadcasts exactly these types, and
+the frontend patches the generation's status from the type (`job:started` -> processing). Its own status poller,
+which reads the provider's `check_status`, is what moves a generation to an end and publishes the terminal event.
 
-| worker event | pixsim7 `event_type` | `data.status` |
-| --- | --- | --- |
-| `job:processing` | `job:started` | processing |
-| `job:progress` | `job:progress` | processing |
-| `job:failed`, `retryable: true` | `job:retrying` (not final: another attempt follows) | pending |
-| `job:failed`, `retryable: false` | `job:failed` | failed |
-| `job:expired` | `job:failed` (`error_code` `deadline_exceeded`) | failed |
-| `job:cancelled` | `job:cancelled` | cancelled |
-| `job:completed` | `job:completed` | completed |
+So by default (`events=progress`) only what pixsim7 can take without a generation changing state twice is published:
+the worker's `job:processing` and `job:progress` as `job:started` (status `processing`, which the generation already
+has) with `progress`, `step` and `total_steps`, at most one per `progress_interval_ms` per job (the last step
+always). `events=all` adds the terminal mapping below for subscribers other than pixsim7's generations; pixsim7 then
+gets every terminal event twice (its poller publishes its own), and its auto-retry listens to `job:failed`:
 
-pixsim7 has no progress or retry event of its own: `job:progress` and `job:retrying` follow its `job:` naming, and
-its bus passes unregistered types on (with a warning) to whoever subscribes to them; nothing of pixsim7 mistakes
-them for a start or an end. `status` uses pixsim7's GenerationStatus values (a job waiting for its retry is
-`pending` again, as pixsim7's own re-queued generations are).
+| worker event | `event_type` | `data.status` | published |
+| --- | --- | --- | --- |
+| `job:processing`, `job:progress` | `job:started` | processing | always (throttled) |
+| `job:failed`, `retryable: true` | `job:retrying` | pending | `all` only |
+| `job:failed`, `retryable: false`; `job:expired` | `job:failed` | failed | `all` only |
+| `job:cancelled` | `job:cancelled` | cancelled | `all` only |
+| `job:completed` | `job:completed` | completed | `all` only |
 
-Every `data` holds `job_id`, `generation_id` and `user_id` (from the job's `metadata`, null when absent), `status`,
-`worker` and the whole `metadata`, then the fields of its type (docs/integrations/pixsim7.md lists them).
-`event_id` is `{events stream}/{entry id}`: stable, so a message published again after a crash has the same id.
+Every `data` holds `job_id` and `generation_id` (pixsim7's generation id, from the job's `metadata`), `npc_job_id`
+(the worker's job id), `user_id`, `status`, `worker` and the whole `metadata`, then the fields of its type. Events of
+jobs whose metadata has no integer `generation_id` are not pixsim7's: they are skipped. `event_id` is
+`{events stream}/{entry id}`: stable, so a message published again after a crash has the same id.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from npc_video_client.contract import (
@@ -40,10 +44,18 @@ from npc_video_client.contract import (
     JobProcessingEvent,
     JobProgressEvent,
 )
+from npc_video_client.protocol import is_final
 
 DEFAULT_CHANNEL = "pixsim7:events:v1"
 DEFAULT_ORIGIN = "npc-video-worker"
-LIFTED_METADATA = ("generation_id", "user_id")  # pixsim7's keys, copied from metadata to the top of `data`
+DEFAULT_PROGRESS_INTERVAL_MS = 1_000
+PROGRESS_TYPE = "job:started"  # registered by pixsim7 and broadcast to its UI; the generation is processing already
+THROTTLED_JOBS_MAX = 10_000  # jobs whose last published progress is remembered (a job forgets at its final event)
+
+
+class Pixsim7Events(StrEnum):
+    PROGRESS = "progress"  # running jobs' progress only: pixsim7's poller owns every change of a generation's state
+    ALL = "all"  # and the terminal events, for subscribers other than pixsim7's generations
 
 
 def iso_timestamp(unix_ms: int) -> str:
@@ -57,19 +69,64 @@ def clip_ms(duration_sec: float | None) -> int | None:
     return None if duration_sec is None else round(duration_sec * 1000)
 
 
+def generation_of(metadata: dict[str, Any] | None) -> int | None:
+    """pixsim7's generation id from a job's metadata: an integer (JSON true/false is not one), else None."""
+    value = (metadata or {}).get("generation_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class ProgressThrottle:
+    """At most one progress message per interval per job, timed by the events' own timestamps (so a relay catching up
+    a backlog thins it as the worker wrote it); a job's first message and its last step always pass."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._last: OrderedDict[str, int] = OrderedDict()
+
+    def due(self, job_id: str, timestamp_ms: int, *, always: bool) -> bool:
+        last = self._last.get(job_id)
+        if not always and last is not None and timestamp_ms - last < self.interval_ms:
+            return False
+        self._last[job_id] = timestamp_ms
+        self._last.move_to_end(job_id)
+        if len(self._last) > THROTTLED_JOBS_MAX:
+            self._last.popitem(last=False)
+        return True
+
+    def forget(self, job_id: str) -> None:
+        self._last.pop(job_id, None)
+
+
 class Pixsim7Format:
     name = "pixsim7"
     default_channel = DEFAULT_CHANNEL
 
-    def __init__(self, origin: str = DEFAULT_ORIGIN) -> None:
+    def __init__(
+        self,
+        origin: str = DEFAULT_ORIGIN,
+        events: Pixsim7Events = Pixsim7Events.PROGRESS,
+        progress_interval_ms: int = DEFAULT_PROGRESS_INTERVAL_MS,
+    ) -> None:
         self.origin = origin
+        self.events = events
+        self.throttle = ProgressThrottle(progress_interval_ms)
 
-    def translate(self, stream: str, entry_id: str, event: JobEvent) -> dict[str, Any]:
-        event_type, status, fields = _mapped(event)
+    def translate(self, stream: str, entry_id: str, event: JobEvent) -> dict[str, Any] | None:
+        generation_id = generation_of(event.metadata)
+        if generation_id is None:
+            return None
+        mapped = self._mapped(event)
+        if is_final(event):
+            self.throttle.forget(event.job_id)
+        if mapped is None:
+            return None
+        event_type, status, fields = mapped
         metadata = event.metadata or {}
         data: dict[str, Any] = {
-            "job_id": event.job_id,
-            **{key: metadata.get(key) for key in LIFTED_METADATA},
+            "job_id": generation_id,
+            "generation_id": generation_id,
+            "npc_job_id": event.job_id,
+            "user_id": metadata.get("user_id"),
             "status": status,
             "worker": event.worker,
             "metadata": event.metadata,
@@ -83,17 +140,30 @@ class Pixsim7Format:
             "origin": self.origin,
         }
 
+    def _mapped(self, event: JobEvent) -> tuple[str, str, dict[str, Any]] | None:
+        """(pixsim7 event type, pixsim7 status, the fields of that type), or None when not published."""
+        if isinstance(event, JobProcessingEvent):
+            self.throttle.due(event.job_id, event.timestamp, always=True)  # a run begins: its progress starts over
+            fields: dict[str, Any] = {
+                "progress": 0.0, "step": 0, "total_steps": None,
+                "attempt": event.attempt, "model": event.model, "preset": event.preset.value,
+            }  # fmt: skip
+            return PROGRESS_TYPE, "processing", fields
+        if isinstance(event, JobProgressEvent):
+            if not self.throttle.due(event.job_id, event.timestamp, always=event.step >= event.total_steps):
+                return None
+            fields = {"progress": event.progress, "step": event.step, "total_steps": event.total_steps}
+            return PROGRESS_TYPE, "processing", fields
+        if self.events is Pixsim7Events.PROGRESS:
+            return None
+        return _terminal(event)
 
-def _mapped(event: JobEvent) -> tuple[str, str, dict[str, Any]]:
-    """(pixsim7 event type, pixsim7 status, the fields of that type)."""
-    if isinstance(event, JobProcessingEvent):
-        fields: dict[str, Any] = {"attempt": event.attempt, "model": event.model, "preset": event.preset.value}
-        return "job:started", "processing", fields
-    if isinstance(event, JobProgressEvent):
-        fields = {"progress": event.progress, "step": event.step, "total_steps": event.total_steps}
-        return "job:progress", "processing", fields
+
+def _terminal(
+    event: JobFailedEvent | JobExpiredEvent | JobCancelledEvent | JobCompletedEvent,
+) -> tuple[str, str, dict[str, Any]]:
     if isinstance(event, JobFailedEvent):
-        fields = {
+        fields: dict[str, Any] = {
             "error": event.error_message,
             "error_code": event.error_code.value,
             "attempt": event.attempt,

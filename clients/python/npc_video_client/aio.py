@@ -17,20 +17,25 @@ import redis
 import redis.asyncio
 
 from npc_video_client.client import SOCKET_TIMEOUT_S
-from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
+from npc_video_client.client_errors import JobAlreadyEnded, reachable
+from npc_video_client.contract import JobEnvelope, JobEvent, JobResult, JobState
 from npc_video_client.names import Lane, StreamNames
 from npc_video_client.protocol import (
     DEFAULT_CANCEL_TTL_S,
-    DEFAULT_JOBS_MAXLEN,
+    DEFAULT_STATE_TTL_S,
     MAX_BLOCK_S,
     START_OF_STREAM,
+    CancelOutcome,
     EventReader,
-    NotFinal,
     block_seconds,
+    cancel_outcome,
+    check_state_ttl,
     no_such_key,
-    not_final,
+    parse_lane,
     parse_result,
     prepare_submission,
+    queued_state,
+    resolve_state,
     text,
 )
 
@@ -41,36 +46,50 @@ class AsyncNpcVideoClient:
         redis_url: str = "redis://127.0.0.1:6379/0",
         prefix: str = "npc",
         client: redis.asyncio.Redis | None = None,
+        state_ttl_s: int = DEFAULT_STATE_TTL_S,
     ) -> None:
+        """See NpcVideoClient. `client` may use `decode_responses=True` (replies as str), as web backends often do."""
         self.redis = client or redis.asyncio.Redis.from_url(
             redis_url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT_S
         )
         self.names = StreamNames(prefix)
+        self.state_ttl_s = check_state_ttl(state_ttl_s)
 
-    async def submit(
-        self,
-        envelope: dict[str, Any] | JobEnvelope,
-        lane: Lane | str = Lane.NORMAL,
-        maxlen: int | None = DEFAULT_JOBS_MAXLEN,
-    ) -> str:
+    async def submit(self, envelope: dict[str, Any] | JobEnvelope, lane: Lane | str = Lane.NORMAL) -> str:
         """See NpcVideoClient.submit."""
         job_id, body = prepare_submission(envelope)
-        fields: Any = {"job": body}
-        await self.redis.xadd(self.names.lane(Lane(lane)), fields, maxlen=maxlen, approximate=True)
-        return job_id
+        lane_key = self.names.lane(parse_lane(lane))
+        result_key = self.names.result(job_id)
+        with reachable(self.redis):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(result_key)  # a result written before EXEC aborts the transaction
+                        stored = await pipe.get(result_key)
+                        if stored is not None:
+                            raise JobAlreadyEnded(job_id, parse_result(stored).status.value)
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        fields: Any = {"job": body}
+                        pipe.xadd(lane_key, fields)
+                        pipe.set(self.names.state(job_id), queued_state(job_id), ex=self.state_ttl_s, nx=True)
+                        await pipe.execute()
+                        return job_id
+                    except redis.WatchError:
+                        continue
 
     async def result(self, job_id: str) -> JobResult | None:
-        stored = await self.redis.get(self.names.result(job_id))
+        with reachable(self.redis):
+            stored = await self.redis.get(self.names.result(job_id))
         return None if stored is None else parse_result(stored)
 
-    async def status(self, job_id: str) -> JobResult | NotFinal:
+    async def status(self, job_id: str) -> JobState:
         """See NpcVideoClient.status."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.names.result(job_id))
-        pipe.get(self.names.attempts(job_id))
-        pipe.exists(self.names.running(job_id))
-        stored, attempts, running = await pipe.execute()
-        return parse_result(stored) if stored is not None else not_final(job_id, attempts, running)
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.names.state(job_id))
+            pipe.get(self.names.result(job_id))
+            stored_state, stored_result = await pipe.execute()
+        return resolve_state(job_id, stored_state, stored_result)
 
     async def wait(self, job_id: str, timeout_s: float = 300.0, poll_s: float = 1.0) -> JobResult:
         """See NpcVideoClient.wait. Each waiting call holds one connection of the pool while it blocks."""
@@ -80,7 +99,8 @@ class AsyncNpcVideoClient:
             remaining = deadline - time.monotonic()
             if remaining > 0:
                 seconds = block_seconds(poll_s, remaining)  # fractional: redis-py types the timeout as int
-                moved = await self.redis.blmove(done, done, seconds, src="RIGHT", dest="LEFT")  # type: ignore[arg-type]
+                with reachable(self.redis):
+                    moved = await self.redis.blmove(done, done, seconds, src="RIGHT", dest="LEFT")  # type: ignore[arg-type]
                 if moved is not None:
                     return parse_result(moved)
             stored = await self.result(job_id)
@@ -89,13 +109,23 @@ class AsyncNpcVideoClient:
             if remaining <= 0:
                 raise TimeoutError(f"no result for job {job_id} after {timeout_s:g} s")
 
-    async def cancel(self, job_id: str, ttl_s: int = DEFAULT_CANCEL_TTL_S) -> None:
-        await self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
+    async def cancel(self, job_id: str, ttl_s: int = DEFAULT_CANCEL_TTL_S) -> CancelOutcome:
+        """See NpcVideoClient.cancel."""
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.names.state(job_id))
+            pipe.exists(self.names.result(job_id))
+            stored_state, result_exists = await pipe.execute()
+            outcome = cancel_outcome(stored_state, result_exists)
+            if outcome is not CancelOutcome.ALREADY_ENDED:
+                await self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
+        return outcome
 
     async def events_cursor(self) -> str:
         """See NpcVideoClient.events_cursor."""
         try:
-            info = await self.redis.xinfo_stream(self.names.events)
+            with reachable(self.redis):
+                info = await self.redis.xinfo_stream(self.names.events)
         except redis.ResponseError as exc:
             if not no_such_key(exc):
                 raise
@@ -114,13 +144,14 @@ class AsyncNpcVideoClient:
 
 
 class AsyncEventStream(AsyncIterator[JobEvent]):
-    """`async for event in stream`; `cursor` is the id of the last entry read."""
+    """`async for event in stream`; `cursor` is the id of the last entry read. Ends as EventStream does."""
 
     def __init__(self, client: AsyncNpcVideoClient, reader: EventReader, block_ms: int | None) -> None:
         self._client = client
         self._reader = reader
         self._block_ms = block_ms
         self._ready: deque[JobEvent] = deque()
+        self._ask_if_ended = reader.job_id is not None  # first before any read: opened after the job ended
 
     @property
     def cursor(self) -> str:
@@ -131,15 +162,35 @@ class AsyncEventStream(AsyncIterator[JobEvent]):
         while not self._ready:
             if self._reader.finished:
                 raise StopAsyncIteration
+            if self._ask_if_ended:
+                self._ask_if_ended = False
+                if await self._job_ended():
+                    while not self._reader.finished and await self._read(block_ms=None):
+                        pass  # the terminal write added the final event with the result: read up to it
+                    self._reader.end()
+                    continue
             remaining = MAX_BLOCK_S if idle_until is None else idle_until - time.monotonic()
             if remaining <= 0:
                 raise StopAsyncIteration
             block = max(1, int(block_seconds(MAX_BLOCK_S, remaining) * 1000))
-            events_key = self._client.names.events
-            reply = await self._client.redis.xread({events_key: self._reader.cursor}, count=100, block=block)
-            for _stream, entries in cast("list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]", reply or []):
-                for entry_id, fields in entries:
-                    event = self._reader.read(entry_id, fields)
-                    if event is not None:
-                        self._ready.append(event)
+            await self._read(block_ms=block)
+            self._ask_if_ended = self._reader.job_id is not None  # nothing of the job came: did it end?
         return self._ready.popleft()
+
+    async def _job_ended(self) -> bool:
+        job_id = cast("str", self._reader.job_id)
+        with reachable(self._client.redis):
+            return bool(await self._client.redis.exists(self._client.names.result(job_id)))
+
+    async def _read(self, block_ms: int | None) -> int:
+        events_key = self._client.names.events
+        with reachable(self._client.redis):
+            reply = await self._client.redis.xread({events_key: self._reader.cursor}, count=100, block=block_ms)
+        entries = 0
+        for _stream, batch in cast("list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]", reply or []):
+            for entry_id, fields in batch:
+                entries += 1
+                event = self._reader.read(entry_id, fields)
+                if event is not None:
+                    self._ready.append(event)
+        return entries

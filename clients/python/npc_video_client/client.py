@@ -1,9 +1,11 @@
-"""The producer side: submit jobs, wait for results, cancel, look at a job, follow events. Needs redis and pydantic
-only (no torch). `npc_video_client.aio` has the same API for asyncio.
+"""The producer side: submit jobs, wait for results, look at a job's state, cancel, follow events. Needs redis and
+pydantic only (no torch). `npc_video_client.aio` has the same API for asyncio.
 
 client = NpcVideoClient("redis://127.0.0.1:6379/0")
 job_id = client.submit({"job_id": "j1", "operation_type": "npc_response", "params": {...}}, lane="high")
 result = client.wait(job_id, timeout_s=60)
+
+Every method turns an unreachable Redis into `RedisUnavailable` (one line, the password hidden).
 """
 
 from __future__ import annotations
@@ -15,64 +17,99 @@ from typing import Any, cast
 
 import redis
 
-from npc_video_client.contract import JobEnvelope, JobEvent, JobResult
+from npc_video_client.client_errors import JobAlreadyEnded, RedisUnavailable, UnknownJob, reachable
+from npc_video_client.contract import JobEnvelope, JobEvent, JobResult, JobState
 from npc_video_client.names import Lane, StreamNames
 from npc_video_client.protocol import (
     DEFAULT_CANCEL_TTL_S,
-    DEFAULT_JOBS_MAXLEN,
+    DEFAULT_STATE_TTL_S,
     MAX_BLOCK_S,
     START_OF_STREAM,
+    CancelOutcome,
     EventReader,
     JobRejected,
-    NotFinal,
     block_seconds,
+    cancel_outcome,
+    check_state_ttl,
     no_such_key,
-    not_final,
+    parse_lane,
     parse_result,
     prepare_submission,
+    queued_state,
+    resolve_state,
     text,
 )
 
-__all__ = ["DEFAULT_JOBS_MAXLEN", "EventStream", "JobRejected", "NotFinal", "NpcVideoClient"]
+__all__ = [
+    "CancelOutcome",
+    "EventStream",
+    "JobAlreadyEnded",
+    "JobRejected",
+    "NpcVideoClient",
+    "RedisUnavailable",
+    "UnknownJob",
+]
 
 SOCKET_TIMEOUT_S = 30.0
 
 
 class NpcVideoClient:
     def __init__(
-        self, redis_url: str = "redis://127.0.0.1:6379/0", prefix: str = "npc", client: redis.Redis | None = None
+        self,
+        redis_url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "npc",
+        client: redis.Redis | None = None,
+        state_ttl_s: int = DEFAULT_STATE_TTL_S,
     ) -> None:
+        """`state_ttl_s`: how long the state written at submit lives; keep it at the worker's result TTL
+        (NPC_WORKER_RESULT_TTL_S, 7 days by default) so a job's state outlives it neither way."""
         self.redis = client or redis.Redis.from_url(
             redis_url, socket_connect_timeout=5, socket_timeout=SOCKET_TIMEOUT_S
         )
         self.names = StreamNames(prefix)
+        self.state_ttl_s = check_state_ttl(state_ttl_s)
 
-    def submit(
-        self,
-        envelope: dict[str, Any] | JobEnvelope,
-        lane: Lane | str = Lane.NORMAL,
-        maxlen: int | None = DEFAULT_JOBS_MAXLEN,
-    ) -> str:
-        """Validate, stamp `contract_version` and `submitted_at` when absent, and XADD to the lane. Returns the
-        job_id. To follow the job's events, take `events_cursor()` (or open `events(job_id)`) before this."""
+    def submit(self, envelope: dict[str, Any] | JobEnvelope, lane: Lane | str = Lane.NORMAL) -> str:
+        """Validate, stamp `contract_version` and `submitted_at` when absent, and XADD to the lane with the job's
+        `queued` state, in one transaction. Returns the job_id. JobRejected (nothing enqueued) names every problem;
+        JobAlreadyEnded when the id already has a final result. Lanes are never trimmed here: the worker deletes each
+        entry when its job ends. To follow the job's events, take `events_cursor()` (or open `events(job_id)`)
+        before this."""
         job_id, body = prepare_submission(envelope)
-        fields: Any = {"job": body}
-        self.redis.xadd(self.names.lane(Lane(lane)), fields, maxlen=maxlen, approximate=True)
-        return job_id
+        lane_key = self.names.lane(parse_lane(lane))
+        result_key = self.names.result(job_id)
+        with reachable(self.redis), self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(result_key)  # type: ignore[no-untyped-call]  # a result written before EXEC: checked again
+                    stored = pipe.get(result_key)
+                    if stored is not None:
+                        raise JobAlreadyEnded(job_id, parse_result(stored).status.value)
+                    pipe.multi()
+                    fields: Any = {"job": body}
+                    pipe.xadd(lane_key, fields)
+                    pipe.set(self.names.state(job_id), queued_state(job_id), ex=self.state_ttl_s, nx=True)
+                    pipe.execute()
+                    return job_id
+                except redis.WatchError:
+                    continue
 
     def result(self, job_id: str) -> JobResult | None:
         """The stored final result, or None while there is none (or after its TTL)."""
-        stored = self.redis.get(self.names.result(job_id))
+        with reachable(self.redis):
+            stored = self.redis.get(self.names.result(job_id))
         return None if stored is None else parse_result(stored)
 
-    def status(self, job_id: str) -> JobResult | NotFinal:
-        """The final result, or NotFinal: how many runs started and whether a worker holds the job now."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.names.result(job_id))
-        pipe.get(self.names.attempts(job_id))
-        pipe.exists(self.names.running(job_id))
-        stored, attempts, running = pipe.execute()
-        return parse_result(stored) if stored is not None else not_final(job_id, attempts, running)
+    def status(self, job_id: str) -> JobState:
+        """Where the job stands (`JobState`: queued, running, retrying, or how it ended, with progress 0..1 and the
+        attempt). An ended job whose state expired (or was written by a worker older than 1.2) is described from its
+        result. UnknownJob when there is neither: never submitted, or both expired."""
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.names.state(job_id))
+            pipe.get(self.names.result(job_id))
+            stored_state, stored_result = pipe.execute()
+        return resolve_state(job_id, stored_state, stored_result)
 
     def wait(self, job_id: str, timeout_s: float = 300.0, poll_s: float = 1.0) -> JobResult:
         """Block until the job's final result; TimeoutError after `timeout_s`.
@@ -86,7 +123,8 @@ class NpcVideoClient:
             remaining = deadline - time.monotonic()
             if remaining > 0:
                 seconds = block_seconds(poll_s, remaining)  # fractional: redis-py types the timeout as int
-                moved = self.redis.blmove(done, done, seconds, src="RIGHT", dest="LEFT")  # type: ignore[arg-type]
+                with reachable(self.redis):
+                    moved = self.redis.blmove(done, done, seconds, src="RIGHT", dest="LEFT")  # type: ignore[arg-type]
                 if moved is not None:
                     return parse_result(moved)
             stored = self.result(job_id)
@@ -95,16 +133,26 @@ class NpcVideoClient:
             if remaining <= 0:
                 raise TimeoutError(f"no result for job {job_id} after {timeout_s:g} s")
 
-    def cancel(self, job_id: str, ttl_s: int = DEFAULT_CANCEL_TTL_S) -> None:
-        """Ask the worker to stop the job at its next step (job:cancelled). The key expires after `ttl_s` (a job
-        that never runs leaves nothing behind); the worker deletes it when the job ends."""
-        self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
+    def cancel(self, job_id: str, ttl_s: int = DEFAULT_CANCEL_TTL_S) -> CancelOutcome:
+        """Ask the worker to stop the job at its next step (job:cancelled); says what happened (CancelOutcome). The
+        request expires after `ttl_s` (a job that never runs leaves nothing behind); the worker deletes it when the
+        job ends. A job that already ended is left alone."""
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.names.state(job_id))
+            pipe.exists(self.names.result(job_id))
+            stored_state, result_exists = pipe.execute()
+            outcome = cancel_outcome(stored_state, result_exists)
+            if outcome is not CancelOutcome.ALREADY_ENDED:
+                self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
+        return outcome
 
     def events_cursor(self) -> str:
         """The id of the last entry of the events stream: record it before submitting, then read events from it,
         so no event of the job is missed however fast the worker is."""
         try:
-            info = self.redis.xinfo_stream(self.names.events)
+            with reachable(self.redis):
+                info = self.redis.xinfo_stream(self.names.events)
         except redis.ResponseError as exc:
             if not no_such_key(exc):
                 raise
@@ -113,8 +161,9 @@ class NpcVideoClient:
 
     def events(self, job_id: str | None = None, since: str = "$", block_ms: int | None = None) -> EventStream:
         """Events of the stream after `since` (an entry id, or "$": from now on, fixed here, not at the first
-        read), parsed into the contract's event models, of one job or of all. The iteration ends after the job's
-        final event (when `job_id` is given), or once no event of interest came for `block_ms` (None: it waits as
+        read), parsed into the contract's event models, of one job or of all. With `job_id` the iteration ends after
+        that job's final event, and at once when the job had already ended (within MAX_BLOCK_S when its final event
+        was trimmed from the stream); it also ends once no event of interest came for `block_ms` (None: it waits as
         long as it takes)."""
         cursor = self.events_cursor() if since == "$" else since
         return EventStream(self, EventReader(cursor, job_id), block_ms)
@@ -131,6 +180,7 @@ class EventStream(Iterator[JobEvent]):
         self._reader = reader
         self._block_ms = block_ms
         self._ready: deque[JobEvent] = deque()
+        self._ask_if_ended = reader.job_id is not None  # first before any read: opened after the job ended
 
     @property
     def cursor(self) -> str:
@@ -141,15 +191,36 @@ class EventStream(Iterator[JobEvent]):
         while not self._ready:
             if self._reader.finished:
                 raise StopIteration
+            if self._ask_if_ended:
+                self._ask_if_ended = False
+                if self._job_ended():
+                    while not self._reader.finished and self._read(block_ms=None):
+                        pass  # the terminal write added the final event with the result: read up to it
+                    self._reader.end()
+                    continue
             remaining = MAX_BLOCK_S if idle_until is None else idle_until - time.monotonic()
             if remaining <= 0:
                 raise StopIteration
             block = max(1, int(block_seconds(MAX_BLOCK_S, remaining) * 1000))
-            events_key = self._client.names.events
-            reply = self._client.redis.xread({events_key: self._reader.cursor}, count=100, block=block)
-            for _stream, entries in cast("list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]", reply or []):
-                for entry_id, fields in entries:
-                    event = self._reader.read(entry_id, fields)
-                    if event is not None:
-                        self._ready.append(event)
+            self._read(block_ms=block)
+            self._ask_if_ended = self._reader.job_id is not None  # nothing of the job came: did it end?
         return self._ready.popleft()
+
+    def _job_ended(self) -> bool:
+        job_id = cast("str", self._reader.job_id)
+        with reachable(self._client.redis):
+            return bool(self._client.redis.exists(self._client.names.result(job_id)))
+
+    def _read(self, block_ms: int | None) -> int:
+        """One XREAD from the cursor; the number of entries it returned (0: caught up)."""
+        events_key = self._client.names.events
+        with reachable(self._client.redis):
+            reply = self._client.redis.xread({events_key: self._reader.cursor}, count=100, block=block_ms)
+        entries = 0
+        for _stream, batch in cast("list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]]", reply or []):
+            for entry_id, fields in batch:
+                entries += 1
+                event = self._reader.read(entry_id, fields)
+                if event is not None:
+                    self._ready.append(event)
+        return entries

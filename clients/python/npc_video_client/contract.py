@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from npc_video_client.messages import quote
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 CONTRACT_MAJOR = 1
 CONTRACT_VERSION_PATTERN = r"^[0-9]+\.[0-9]+$"
 OPERATION_TYPE = "npc_response"
@@ -325,6 +325,50 @@ class JobResult(BaseModel):
     metadata: dict[str, Any] | None = Field(default=None, description="the envelope's metadata, unchanged")
 
 
+class JobStateStatus(StrEnum):
+    """Where a job stands (1.2), in `{prefix}:state:{job_id}`: the first two and `retrying` are not final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+FINAL_STATE_STATUSES = frozenset(
+    {JobStateStatus.COMPLETED, JobStateStatus.FAILED, JobStateStatus.CANCELLED, JobStateStatus.EXPIRED}
+)
+
+
+class JobState(BaseModel):
+    """The per-job state (1.2): a small JSON string at `{prefix}:state:{job_id}` with the result's TTL, written
+    `queued` by the client at submit (in the transaction of the XADD), then by the worker when a run begins, at most
+    once per progress interval while it runs, on a retryable failure and in the job's terminal write. A producer
+    polls this one key instead of following the events stream. Unknown fields are ignored (forward compatibility)."""
+
+    # Every writer writes every field: the schema (of what is stored, serialization mode) requires them all.
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_serialization_defaults_required=True)
+
+    job_id: str
+    status: JobStateStatus
+    progress: Annotated[float, Field(ge=0.0, le=1.0, description="0..1; 1.0 once completed")] = 0.0
+    step: int | None = Field(default=None, description="the last denoising step reported (1-based)")
+    steps: int | None = Field(default=None, description="denoising steps of the run")
+    attempt: int = Field(default=0, ge=0, description="runs started so far; 0 while queued")
+    updated_at: int = Field(description="unix epoch milliseconds of this write")
+    worker: str | None = Field(default=None, description="the consumer that wrote it; null from a producer")
+    error_code: ErrorCode | None = None
+    error_message: str | None = None
+    contract_version: str = Field(default=CONTRACT_VERSION, description="the version of the writer")
+
+    @property
+    def final(self) -> bool:
+        """The job has ended: completed, failed (for good), cancelled or expired."""
+        return self.status in FINAL_STATE_STATUSES
+
+
 def _require_type_and_status(schema: dict[str, Any]) -> None:
     """Every event on the wire carries `type` and `status` (the models fill them in): the schema says so, and
     strict validators and generated TypeScript types get a required discriminator."""
@@ -395,11 +439,20 @@ def describe_validation_error(error: ValidationError, root: str = "") -> str:
     """One line per problem, each naming the field path, the rule and the offending value."""
     problems = []
     for item in error.errors(include_url=False):
-        path = ".".join(str(part) for part in (root, *item["loc"]) if part != "")
+        path = ".".join(_path_part(part) for part in (root, *item["loc"]) if part != "")
         shown = "" if item["type"] == "missing" else f" (got {quote(item.get('input'))})"
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{path or 'job'}: {message}{shown}")
     return "; ".join(problems)
+
+
+_OBJECT_REPR = re.compile(r"<(?:\w+\.)*(\w+) object at 0x[0-9a-fA-F]+>")
+
+
+def _path_part(part: Any) -> str:
+    """A field name or index as written. A dict key that was not a string (a producer's object used as a key) reaches
+    pydantic's error path as its Python repr, address included: it is named by its kind instead."""
+    return _OBJECT_REPR.sub(r"<\1>", str(part))
 
 
 def peek_job_id(payload: Any) -> str | None:

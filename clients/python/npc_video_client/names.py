@@ -1,4 +1,4 @@
-"""Every Redis key and stream name of the contract (CONTRACT.md section 3), under one configurable prefix.
+"""Every Redis key and stream name of the contract (docs/contract.md, section 3), under one configurable prefix.
 
 Importable without torch: the producer client uses it too.
 """
@@ -36,7 +36,7 @@ class StreamNames:
         for lane in LANES_BY_PRIORITY:
             if self.lane(lane) == stream:
                 return lane
-        raise ValueError(f"{stream} is not a lane stream of prefix {self.prefix!r}")
+        raise ValueError(f'{stream} is not a lane stream of prefix "{self.prefix}"')
 
     @property
     def dead(self) -> str:
@@ -64,3 +64,7 @@ class StreamNames:
     def running(self, job_id: str) -> str:
         """The job lock: which run holds the job now (expires unless its worker keeps it alive)."""
         return f"{self.prefix}:running:{job_id}"
+
+    def state(self, job_id: str) -> str:
+        """The per-job state (contract 1.2): a small JSON string a producer polls, with the result's TTL."""
+        return f"{self.prefix}:state:{job_id}"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from npc_video_client.client_errors import NpcVideoClientError, UnknownJob
 from npc_video_client.clock import now_ms
 from npc_video_client.contract import (
     CONTRACT_VERSION,
@@ -19,13 +20,18 @@ from npc_video_client.contract import (
     JobEvent,
     JobFailedEvent,
     JobResult,
+    JobState,
+    JobStateStatus,
+    JobStatus,
     describe_validation_error,
 )
+from npc_video_client.messages import quote
+from npc_video_client.names import Lane
 
 log = logging.getLogger(__name__)
 
-DEFAULT_JOBS_MAXLEN = 100_000
 DEFAULT_CANCEL_TTL_S = 24 * 3600
+DEFAULT_STATE_TTL_S = 7 * 24 * 3600  # the worker's default result TTL (NPC_WORKER_RESULT_TTL_S)
 # One blocking command never waits longer than this, far below the clients' socket timeout (30 s); longer waits
 # are several commands in a row.
 MAX_BLOCK_S = 10.0
@@ -39,18 +45,27 @@ START_OF_STREAM = "0-0"
 _EVENTS: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
 
 
-class JobRejected(ValueError):
+class JobRejected(NpcVideoClientError, ValueError):
     """The envelope would fail validation in the worker; raised before anything is enqueued."""
 
 
-@dataclass(frozen=True)
-class NotFinal:
-    """`status()` of a job without a final result: queued (attempts 0), running, or waiting for a retry.
-    A job id the worker never saw looks queued too: Redis keeps no record of entries not yet read."""
+class CancelOutcome(StrEnum):
+    """What `cancel()` did. CANCELLED: the request is set, the job ends `cancelled` at its next denoising step (or when
+    a worker takes it), unless it completes first. ALREADY_ENDED: it has a final result or state; nothing was set.
+    UNKNOWN: no state and no result; the request is set anyway (it expires), in case a client older than 1.2
+    submitted the job."""
 
-    job_id: str
-    attempts: int  # runs started so far (`{prefix}:attempts:{job_id}`)
-    running: bool  # a worker holds the job's lock now (`{prefix}:running:{job_id}`)
+    CANCELLED = "cancelled"
+    ALREADY_ENDED = "already_ended"
+    UNKNOWN = "unknown"
+
+
+_STATE_OF_RESULT = {
+    JobStatus.COMPLETED: JobStateStatus.COMPLETED,
+    JobStatus.FAILED: JobStateStatus.FAILED,
+    JobStatus.EXPIRED: JobStateStatus.EXPIRED,
+    JobStatus.CANCELLED: JobStateStatus.CANCELLED,
+}
 
 
 def prepare_submission(envelope: dict[str, Any] | JobEnvelope) -> tuple[str, str]:
@@ -79,6 +94,59 @@ def parse_result(stored: bytes | str) -> JobResult:
     return JobResult.model_validate_json(stored)
 
 
+def queued_state(job_id: str) -> str:
+    """The state JSON a producer writes with the job's XADD."""
+    return JobState(job_id=job_id, status=JobStateStatus.QUEUED, updated_at=now_ms()).model_dump_json()
+
+
+def state_from_result(result: JobResult) -> JobState:
+    """The state of an ended job whose state key expired before its result (or was never written: a worker older
+    than 1.2). Results carry no attempt count or writer: `attempt` is 0, `worker` null, `updated_at` the end of the
+    device work when the result has it, else now."""
+    completed = result.status == JobStatus.COMPLETED
+    ended_at = result.timings.generate_ended_at
+    return JobState(
+        job_id=result.job_id,
+        status=_STATE_OF_RESULT[result.status],
+        progress=1.0 if completed else 0.0,
+        step=result.steps if completed else None,
+        steps=result.steps,
+        updated_at=now_ms() if ended_at is None else int(ended_at),
+        error_code=result.error_code,
+        error_message=result.error_message,
+    )
+
+
+def resolve_state(job_id: str, stored_state: bytes | str | None, stored_result: bytes | str | None) -> JobState:
+    """`status()`'s answer from the two keys: a final state as stored; a result without a final state (the state
+    expired, or a worker older than 1.2 never wrote one) as derived from the result; UnknownJob when neither exists."""
+    state = None if stored_state is None else JobState.model_validate_json(stored_state)
+    if stored_result is not None and (state is None or not state.final):
+        return state_from_result(parse_result(stored_result))
+    if state is None:
+        raise UnknownJob(job_id)
+    return state
+
+
+def cancel_outcome(stored_state: bytes | str | None, result_exists: int) -> CancelOutcome:
+    if result_exists or (stored_state is not None and JobState.model_validate_json(stored_state).final):
+        return CancelOutcome.ALREADY_ENDED
+    return CancelOutcome.UNKNOWN if stored_state is None else CancelOutcome.CANCELLED
+
+
+def check_state_ttl(seconds: int) -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise ValueError(f"state_ttl_s: must be a whole number of seconds, at least 1 (got {quote(seconds)})")
+    return seconds
+
+
+def parse_lane(lane: Lane | str) -> Lane:
+    try:
+        return Lane(lane)
+    except ValueError:
+        raise ValueError(f"lane: must be high, normal or low (got {quote(lane)})") from None
+
+
 def block_seconds(limit_s: float, remaining_s: float) -> float:
     """How long one blocking command may wait: within the caller's limit and what is left of its timeout."""
     return max(MIN_BLOCK_S, min(limit_s, remaining_s, MAX_BLOCK_S))
@@ -98,10 +166,6 @@ def is_final(event: JobEvent) -> bool:
     if isinstance(event, JobFailedEvent):
         return not event.retryable
     return event.type in FINAL_EVENT_TYPES
-
-
-def not_final(job_id: str, attempts: bytes | str | None, running: int) -> NotFinal:
-    return NotFinal(job_id=job_id, attempts=int(text(attempts)) if attempts is not None else 0, running=running > 0)
 
 
 class EventReader:
@@ -144,3 +208,8 @@ class EventReader:
         if self.job_id is not None and is_final(event):
             self.finished = True
         return event
+
+    def end(self) -> None:
+        """The chosen job ended and every entry written until then was read: its final event was among them, or was
+        trimmed from the stream (or the stream was opened after the job ended). Nothing more will come."""
+        self.finished = True

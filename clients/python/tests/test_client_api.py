@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from npc_video_client import AsyncNpcVideoClient, JobRejected, NotFinal, NpcVideoClient
+from npc_video_client import AsyncNpcVideoClient, CancelOutcome, JobRejected, JobStateStatus, NpcVideoClient, UnknownJob
 from npc_video_client.contract import (
     CONTRACT_VERSION,
     ErrorCode,
@@ -79,7 +79,7 @@ def test_submit_stamps_the_contract_version_and_the_time(client, raw):
     before = int(time.time() * 1000)
     assert client.submit(envelope("v"), lane="high") == "v"
     body = queued_body(raw, "high")
-    assert body["contract_version"] == CONTRACT_VERSION == "1.1"
+    assert body["contract_version"] == CONTRACT_VERSION == "1.2"
     assert before <= body["submitted_at"] <= int(time.time() * 1000)
 
 
@@ -114,21 +114,16 @@ def test_submit_refuses_before_enqueueing(client, raw, change, needle):
 # -- status, result, cancel ---------------------------------------------------------------------------------
 
 
-def test_status_tells_a_job_that_has_not_ended(client, raw):
-    assert client.status("quiet") == NotFinal(job_id="quiet", attempts=0, running=False)
-    raw.set(NAMES.attempts("busy"), 2)
-    raw.set(NAMES.running("busy"), "worker-a:1-0:token")
-    assert client.status("busy") == NotFinal(job_id="busy", attempts=2, running=True)
-
-
 def test_status_and_result_give_the_stored_result(client, raw):
-    result = completed("over", metadata={"gen": 1}, contract_version="1.1")
+    result = completed("over", metadata={"gen": 1}, contract_version="1.1", steps=4)
     finish_like_a_worker(raw, result)
-    assert client.status("over") == result == client.result("over")
+    assert client.result("over") == result
+    state = client.status("over")  # no state key (a worker older than 1.2): described from the result
+    assert (state.status, state.progress, state.step, state.steps) == (JobStateStatus.COMPLETED, 1.0, 4, 4)
 
 
 def test_cancel_sets_an_expiring_key(client, raw):
-    client.cancel("stop-me", ttl_s=90)
+    assert client.cancel("stop-me", ttl_s=90) is CancelOutcome.UNKNOWN  # no record of it: set anyway, it expires
     assert raw.get(NAMES.cancel("stop-me")) == b"1" and 0 < raw.ttl(NAMES.cancel("stop-me")) <= 90
 
 
@@ -226,7 +221,8 @@ def test_a_client_on_a_decoding_connection_works_too(redis_server, raw):
     add_event(raw, JobCancelledEvent(job_id="d", timestamp=1, worker="w"))
     finish_like_a_worker(raw, completed("d"))
     assert [event.type for event in stream] == ["job:cancelled"]
-    assert decoding.wait("d", timeout_s=5) == completed("d") == decoding.status("d")
+    assert decoding.wait("d", timeout_s=5) == completed("d")
+    assert decoding.status("d").status == JobStateStatus.COMPLETED
 
 
 # -- asyncio ----------------------------------------------------------------------------------------------------
@@ -239,10 +235,12 @@ def test_the_async_client_has_the_same_api(redis_server, raw):
             stream = await client.events(job_id="as", block_ms=5000)
             assert await client.submit({**envelope("as"), "metadata": {"gen": 5}}, lane="low") == "as"
             assert queued_body(raw, "low")["contract_version"] == CONTRACT_VERSION
-            assert await client.status("as") == NotFinal(job_id="as", attempts=0, running=False)
+            assert (await client.status("as")).status == JobStateStatus.QUEUED
+            with pytest.raises(UnknownJob, match="job nobody is unknown"):
+                await client.status("nobody")
             with pytest.raises(JobRejected, match="metadata"):
                 await client.submit({**envelope("bad"), "metadata": "gen-5"})
-            await client.cancel("as", ttl_s=30)
+            assert await client.cancel("as", ttl_s=30) is CancelOutcome.CANCELLED
             assert 0 < raw.ttl(NAMES.cancel("as")) <= 30
 
             async def finish_later() -> None:
@@ -256,7 +254,9 @@ def test_the_async_client_has_the_same_api(redis_server, raw):
             await finishing
             assert results == [completed("as"), completed("as")]
             assert [event.type async for event in stream] == ["job:progress", "job:cancelled"]
-            assert await client.result("as") == completed("as") == await client.status("as")
+            assert await client.result("as") == completed("as")
+            assert (await client.status("as")).status == JobStateStatus.COMPLETED
+            assert await client.cancel("as") is CancelOutcome.ALREADY_ENDED
             with pytest.raises(TimeoutError):
                 await client.wait("never", timeout_s=0.2, poll_s=0.05)
         finally:

@@ -58,4 +58,4 @@ def test_a_fresh_venv_with_only_the_client_is_small_and_has_no_torch(tmp_path):
     assert size < SIZE_LIMIT_MB, f"the client's venv is {size:.1f} MB"
     checked = subprocess.run([str(python), "-c", IMPORT_CHECK], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.strip() == "1.1"
+    assert checked.stdout.strip() == "1.2"

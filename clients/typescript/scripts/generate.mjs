@@ -16,7 +16,7 @@ import { compile } from "json-schema-to-typescript";
 const here = dirname(fileURLToPath(import.meta.url));
 const schemaDir = join(here, "..", "..", "..", "docs", "schema");
 const out = process.argv[2] ?? join(here, "..", "src", "contract.ts");
-const ROOTS = { envelope: "JobEnvelope", result: "JobResult", event: "JobEvent" };
+const ROOTS = { envelope: "JobEnvelope", result: "JobResult", event: "JobEvent", state: "JobState" };
 
 function withoutTitles(node, keep) {
   if (Array.isArray(node)) return node.map((item) => withoutTitles(item, false));
@@ -52,7 +52,8 @@ for (const [file, rootName] of Object.entries(ROOTS)) {
 
 const merged = {
   title: "NpcVideoContract",
-  description: "What travels on the wire: the job envelope producers send, the result and the events the worker writes.",
+  description:
+    "What travels on the wire: the job envelope producers send, the result and the events the worker writes, and the per-job state both write.",
   type: "object",
   properties: Object.fromEntries(Object.entries(ROOTS).map(([file, name]) => [file, { $ref: `#/$defs/${name}` }])),
   required: Object.keys(ROOTS),

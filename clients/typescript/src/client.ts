@@ -1,93 +1,134 @@
 /**
- * The producer side of the npc-video-worker over node-redis: submit a job, wait for its result, cancel it.
+ * The producer side of the npc-video-worker over node-redis: submit a job, look at its state, wait for its result,
+ * follow its events, cancel it.
  *
  * Waiting blocks on the job's completion list `{prefix}:done:{job_id}` with BLMOVE from the list to itself, which
  * returns the result and leaves it in place for any other waiter; the result key is read between blocks, so
- * results written by 1.0 workers (which push no completion list) are seen too.
+ * results written by 1.0 workers (which push no completion list) are seen too. Blocking commands and the submit
+ * transaction (WATCH ... MULTI/EXEC) run on connections of their own.
  */
 import { createClient } from "redis";
-import type { JobEnvelope, JobResult } from "./contract.js";
+import type { JobEnvelope, JobResult, JobState } from "./contract.js";
+import {
+  describeRedis,
+  JobAlreadyEnded,
+  JobRejected,
+  reachable,
+  RedisUnavailable,
+} from "./errors.js";
+import { EventStream, type EventStreamOptions, START_OF_STREAM } from "./events.js";
+import { type Lane, LANES, type StreamNames, streamNames } from "./names.js";
+import { type CancelOutcome, cancelOutcome, CONTRACT_VERSION, queuedState, resolveState } from "./state.js";
 
-export const CONTRACT_VERSION = "1.1";
 /** The largest seed a JavaScript number holds exactly; the worker accepts up to 2^63-1, but larger numbers are
  * rounded by JSON.stringify before they are sent, so they are refused here. */
 export const JSON_SAFE_SEED_MAX = Number.MAX_SAFE_INTEGER;
+/** The worker's default result TTL (NPC_WORKER_RESULT_TTL_S): the state written at submit lives as long. */
+export const DEFAULT_STATE_TTL_S = 7 * 24 * 3600;
 const JOB_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const DEFAULT_JOBS_MAXLEN = 100_000;
 
-export type Lane = "high" | "normal" | "low";
 type Redis = ReturnType<typeof createClient>;
-
-export interface StreamNames {
-  lane(lane: Lane): string;
-  result(jobId: string): string;
-  cancel(jobId: string): string;
-  done(jobId: string): string;
-  readonly events: string;
-}
-
-/** The contract's Redis keys under one prefix (docs/contract.md, section 3). */
-export function streamNames(prefix = "npc"): StreamNames {
-  return {
-    lane: (lane) => `${prefix}:jobs:${lane}`,
-    result: (jobId) => `${prefix}:result:${jobId}`,
-    cancel: (jobId) => `${prefix}:cancel:${jobId}`,
-    done: (jobId) => `${prefix}:done:${jobId}`,
-    events: `${prefix}:events`,
-  };
-}
-
-/** The envelope would be refused by the worker; raised before anything is enqueued. */
-export class JobRejected extends Error {
-  override name = "JobRejected";
-}
 
 export interface NpcVideoClientOptions {
   url?: string;
   prefix?: string;
-  /** Approximate MAXLEN of the lane streams on XADD. */
-  jobsMaxlen?: number;
+  /** How long the state written at submit lives; keep it at the worker's result TTL. */
+  stateTtlS?: number;
 }
 
 export class NpcVideoClient {
   readonly names: StreamNames;
+  private transactions: Promise<unknown> = Promise.resolve(); // submits take the WATCH connection one at a time
 
   private constructor(
     private readonly redis: Redis,
+    private readonly watching: Redis,
+    private readonly where: string,
     prefix: string,
-    private readonly jobsMaxlen: number,
+    private readonly stateTtlS: number,
   ) {
     this.names = streamNames(prefix);
   }
 
+  /** Connects two connections (commands, and the submit transaction); RedisUnavailable when Redis cannot be reached. */
   static async connect(options: NpcVideoClientOptions = {}): Promise<NpcVideoClient> {
-    const redis = createClient({ url: options.url ?? "redis://127.0.0.1:6379/0" });
-    redis.on("error", (error: unknown) => console.error("npc-video client: redis error:", error));
-    await redis.connect();
-    return new NpcVideoClient(redis, options.prefix ?? "npc", options.jobsMaxlen ?? DEFAULT_JOBS_MAXLEN);
+    const url = options.url ?? "redis://127.0.0.1:6379/0";
+    const stateTtlS = options.stateTtlS ?? DEFAULT_STATE_TTL_S;
+    if (!Number.isSafeInteger(stateTtlS) || stateTtlS < 1) {
+      throw new RangeError(`stateTtlS: must be a whole number of seconds, at least 1 (got ${JSON.stringify(stateTtlS)})`);
+    }
+    const where = describeRedis(url);
+    const redis = await open(url, where);
+    try {
+      return new NpcVideoClient(redis, await open(url, where), where, options.prefix ?? "npc", stateTtlS);
+    } catch (error) {
+      redis.destroy();
+      throw error;
+    }
   }
 
-  /** Check what only a producer can get wrong in JavaScript, stamp `submitted_at` and `contract_version`, XADD. */
+  /**
+   * Check what only a producer can get wrong in JavaScript, stamp `submitted_at` and `contract_version`, and XADD
+   * with the job's `queued` state in one transaction. JobAlreadyEnded when the id already has a final result.
+   * Lanes are never trimmed here: the worker deletes each entry when its job ends.
+   */
   async submit(envelope: JobEnvelope, options: { lane?: Lane } = {}): Promise<string> {
     checkEnvelope(envelope);
+    const lane = options.lane ?? "normal";
+    if (!LANES.includes(lane)) throw new JobRejected(`lane: must be high, normal or low (got ${JSON.stringify(lane)})`);
     const body: JobEnvelope = {
       ...envelope,
       submitted_at: envelope.submitted_at ?? Date.now(),
       contract_version: envelope.contract_version ?? CONTRACT_VERSION,
     };
-    await this.redis.xAdd(
-      this.names.lane(options.lane ?? "normal"),
-      "*",
-      { job: JSON.stringify(body) },
-      { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.jobsMaxlen } },
-    );
-    return envelope.job_id;
+    const jobId = envelope.job_id;
+    const enqueue = this.transactions.then(() => reachable(this.where, () => this.enqueue(jobId, lane, body)));
+    this.transactions = enqueue.catch(() => undefined);
+    await enqueue;
+    return jobId;
+  }
+
+  private async enqueue(jobId: string, lane: Lane, body: JobEnvelope): Promise<void> {
+    const resultKey = this.names.result(jobId);
+    for (;;) {
+      await this.watching.watch(resultKey); // a result written before EXEC aborts the transaction: checked again
+      const stored = await this.watching.get(resultKey);
+      if (stored !== null) {
+        await this.watching.unwatch();
+        throw new JobAlreadyEnded(jobId, (JSON.parse(stored) as JobResult).status);
+      }
+      const transaction = this.watching
+        .multi()
+        .xAdd(this.names.lane(lane), "*", { job: JSON.stringify(body) })
+        .set(this.names.state(jobId), JSON.stringify(queuedState(jobId)), {
+          expiration: { type: "EX", value: this.stateTtlS },
+          condition: "NX",
+        });
+      try {
+        await transaction.exec();
+        return;
+      } catch (error) {
+        if ((error as Error).constructor.name !== "WatchError") throw error;
+      }
+    }
   }
 
   /** The stored final result, or null while the job has not ended. */
   async result(jobId: string): Promise<JobResult | null> {
-    const stored = await this.redis.get(this.names.result(jobId));
+    const stored = await reachable(this.where, () => this.redis.get(this.names.result(jobId)));
     return stored === null ? null : (JSON.parse(stored) as JobResult);
+  }
+
+  /**
+   * Where the job stands: queued, running, retrying, or how it ended, with progress 0..1 and the attempt. An ended
+   * job whose state expired (or was written by a worker older than 1.2) is described from its result. UnknownJob
+   * when there is neither: never submitted, or both expired.
+   */
+  async status(jobId: string): Promise<JobState> {
+    const [state, result] = await reachable(this.where, () =>
+      this.redis.multi().get(this.names.state(jobId)).get(this.names.result(jobId)).execTyped(),
+    );
+    return resolveState(jobId, state, result);
   }
 
   /** Block until the job's final result; rejects after `timeoutS`. Other waiters of the same job still get it. */
@@ -96,15 +137,13 @@ export class NpcVideoClient {
     const pollS = options.pollS ?? 1;
     const deadline = Date.now() + timeoutS * 1000;
     const done = this.names.done(jobId);
-    const blocking = this.redis.duplicate(); // a blocking command holds its connection
-    blocking.on("error", (error: unknown) => console.error("npc-video client: redis error:", error));
-    await blocking.connect();
+    const blocking = await this.duplicate(); // a blocking command holds its connection
     try {
       for (;;) {
         const remainingS = (deadline - Date.now()) / 1000;
         if (remainingS > 0) {
           const seconds = Math.max(0.01, Math.min(pollS, remainingS));
-          const moved = await blocking.blMove(done, done, "RIGHT", "LEFT", seconds);
+          const moved = await reachable(this.where, () => blocking.blMove(done, done, "RIGHT", "LEFT", seconds));
           if (moved !== null) return JSON.parse(moved) as JobResult;
         }
         const stored = await this.result(jobId); // a 1.0 worker, or a completion list that expired
@@ -116,14 +155,78 @@ export class NpcVideoClient {
     }
   }
 
-  /** Ask the worker to stop the job at its next step (job:cancelled); the request expires after `ttlS`. */
-  async cancel(jobId: string, options: { ttlS?: number } = {}): Promise<void> {
-    await this.redis.set(this.names.cancel(jobId), "1", { expiration: { type: "EX", value: options.ttlS ?? 86_400 } });
+  /**
+   * Ask the worker to stop the job at its next step (job:cancelled) and say what happened: "cancelled" (the request
+   * is set), "already_ended" (nothing set) or "unknown" (no state and no result: set anyway, it expires after
+   * `ttlS`, in case a client older than 1.2 submitted the job).
+   */
+  async cancel(jobId: string, options: { ttlS?: number } = {}): Promise<CancelOutcome> {
+    return reachable(this.where, async () => {
+      const [state, exists] = await this.redis
+        .multi()
+        .get(this.names.state(jobId))
+        .exists(this.names.result(jobId))
+        .execTyped();
+      const outcome = cancelOutcome(state, exists > 0);
+      if (outcome !== "already_ended") {
+        await this.redis.set(this.names.cancel(jobId), "1", { expiration: { type: "EX", value: options.ttlS ?? 86_400 } });
+      }
+      return outcome;
+    });
+  }
+
+  /** The id of the last entry of the events stream ("0-0" when there is none yet): take it before submitting. */
+  async eventsCursor(): Promise<string> {
+    try {
+      const info = await reachable(this.where, () => this.redis.xInfoStream(this.names.events));
+      return String(info["last-generated-id"]);
+    } catch (error) {
+      if (error instanceof Error && /no such key/i.test(error.message)) return START_OF_STREAM;
+      throw error;
+    }
+  }
+
+  /**
+   * Events after `since` (an entry id; absent: the stream's end now, fixed before this returns, so open it before
+   * submitting), of one job or of all: `for await (const event of await client.events({ jobId }))`. With a job id
+   * the iteration ends after its final event, and at once when it had already ended.
+   */
+  async events(options: EventStreamOptions & { since?: string } = {}): Promise<EventStream> {
+    const cursor = options.since ?? (await this.eventsCursor());
+    return new EventStream(this.redis, await this.duplicate(), this.names, this.where, cursor, options);
   }
 
   async close(): Promise<void> {
     this.redis.destroy();
+    this.watching.destroy();
   }
+
+  private async duplicate(): Promise<Redis> {
+    const copy = this.redis.duplicate();
+    copy.on("error", () => undefined); // failures reach the caller as RedisUnavailable, from the command itself
+    await reachable(this.where, () => copy.connect());
+    return copy;
+  }
+}
+
+/** A connection that fails fast on a Redis that cannot be reached at first, and reconnects after an outage. */
+async function open(url: string, where: string): Promise<Redis> {
+  let connected = false;
+  const redis = createClient({
+    url,
+    disableOfflineQueue: true, // a command while disconnected fails at once (RedisUnavailable) instead of waiting
+    socket: {
+      connectTimeout: 5000,
+      reconnectStrategy: (retries: number, cause: Error) =>
+        connected ? Math.min(100 * 2 ** retries, 5000) : new RedisUnavailable(where, cause.message),
+    },
+  });
+  redis.on("error", () => undefined); // failures reach the caller as RedisUnavailable, from the command itself
+  redis.on("ready", () => {
+    connected = true;
+  });
+  await reachable(where, () => redis.connect());
+  return redis;
 }
 
 function checkEnvelope(envelope: JobEnvelope): void {

@@ -28,19 +28,29 @@ export type ErrorCode =
   | "deadline_exceeded"
   | "cancelled";
 /**
+ * An event of this contract version, told apart by `type`. Read `type` first: a type not listed here comes from a newer minor of the contract (minors add event types); skip such an event instead of validating it against this schema.
+ *
  * This interface was referenced by `NpcVideoContract`'s JSON-Schema
  * via the `definition` "JobEvent".
  */
 export type JobEvent =
   JobProcessingEvent | JobProgressEvent | JobCompletedEvent | JobFailedEvent | JobExpiredEvent | JobCancelledEvent;
+/**
+ * Where a job stands (1.2), in `{prefix}:state:{job_id}`: the first two and `retrying` are not final.
+ *
+ * This interface was referenced by `NpcVideoContract`'s JSON-Schema
+ * via the `definition` "JobStateStatus".
+ */
+export type JobStateStatus = "queued" | "running" | "retrying" | "completed" | "failed" | "cancelled" | "expired";
 
 /**
- * What travels on the wire: the job envelope producers send, the result and the events the worker writes.
+ * What travels on the wire: the job envelope producers send, the result and the events the worker writes, and the per-job state both write.
  */
 export interface NpcVideoContract {
   envelope: JobEnvelope;
   result: JobResult;
   event: JobEvent;
+  state: JobState;
 }
 /**
  * One job: the JSON value of field `job` of a stream entry.
@@ -55,7 +65,7 @@ export interface JobEnvelope {
   deadline?: number | null;
   submitted_at?: number | null;
   /**
-   * The contract version the producer speaks, e.g. "1.1". A different major is refused with invalid_params; absent: 1.0.
+   * The contract version the producer speaks, e.g. "1.2". A different major is refused with invalid_params; absent: 1.0.
    */
   contract_version?: string | null;
   /**
@@ -335,4 +345,47 @@ export interface JobCancelledEvent {
   } | null;
   type: "job:cancelled";
   status: "cancelled";
+}
+/**
+ * The per-job state (1.2): a small JSON string at `{prefix}:state:{job_id}` with the result's TTL, written
+ * `queued` by the client at submit (in the transaction of the XADD), then by the worker when a run begins, at most
+ * once per progress interval while it runs, on a retryable failure and in the job's terminal write. A producer
+ * polls this one key instead of following the events stream. Unknown fields are ignored (forward compatibility).
+ *
+ * This interface was referenced by `NpcVideoContract`'s JSON-Schema
+ * via the `definition` "JobState".
+ */
+export interface JobState {
+  job_id: string;
+  status: JobStateStatus;
+  /**
+   * 0..1; 1.0 once completed
+   */
+  progress: number;
+  /**
+   * the last denoising step reported (1-based)
+   */
+  step: number | null;
+  /**
+   * denoising steps of the run
+   */
+  steps: number | null;
+  /**
+   * runs started so far; 0 while queued
+   */
+  attempt: number;
+  /**
+   * unix epoch milliseconds of this write
+   */
+  updated_at: number;
+  /**
+   * the consumer that wrote it; null from a producer
+   */
+  worker: string | null;
+  error_code: ErrorCode | null;
+  error_message: string | null;
+  /**
+   * the version of the writer
+   */
+  contract_version: string;
 }

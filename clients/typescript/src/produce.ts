@@ -4,14 +4,15 @@
  *
  *   npc-video-produce JOB.json [--redis-url URL] [--prefix npc] [--lane normal] [--timeout 300] [--cancel]
  *
- * Exit codes: 0 a result was printed (whatever its status), 1 no result before the timeout, 2 a refused job.
+ * Exit codes: 0 a result was printed (whatever its status), 1 no result before the timeout, 2 a refused job (or an id
+ * that already ended), 3 Redis unreachable. Errors are one line on stderr.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { JobRejected, type Lane, NpcVideoClient } from "./client.js";
+import { NpcVideoClient } from "./client.js";
 import type { JobEnvelope } from "./contract.js";
-
-const LANES: readonly Lane[] = ["high", "normal", "low"];
+import { JobAlreadyEnded, JobRejected, RedisUnavailable } from "./errors.js";
+import { LANES } from "./names.js";
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -31,18 +32,20 @@ async function main(): Promise<number> {
     return 2;
   }
   const envelope = JSON.parse(readFileSync(jobPath, "utf8")) as JobEnvelope;
-  const client = await NpcVideoClient.connect({ url: values["redis-url"], prefix: values.prefix });
+  let client: NpcVideoClient | undefined;
   try {
+    client = await NpcVideoClient.connect({ url: values["redis-url"], prefix: values.prefix });
     const jobId = await client.submit(envelope, { lane });
     if (values.cancel) await client.cancel(jobId, { ttlS: 600 });
     const result = await client.wait(jobId, { timeoutS: Number(values.timeout) });
     console.log(JSON.stringify(result));
     return 0;
   } catch (error) {
-    console.error(error instanceof Error ? error.message : error);
-    return error instanceof JobRejected ? 2 : 1;
+    console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof RedisUnavailable) return 3;
+    return error instanceof JobRejected || error instanceof JobAlreadyEnded ? 2 : 1;
   } finally {
-    await client.close();
+    await client?.close();
   }
 }
 

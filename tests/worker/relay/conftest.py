@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import redis
 
+from npc_video_client.names import StreamNames
 from tests.support.redis_server import RedisServer
 from tests.worker.relay.support import CHANNEL, Subscriber
-from worker.relay import Pixsim7Format, Relay, RelayOptions
+from worker.relay import Pixsim7Events, Pixsim7Format, Relay, RelayOptions
 from worker.shutdown import ShutdownFlag
 
 
@@ -47,17 +48,22 @@ class RunningRelay:
 
 @pytest.fixture
 def start_relay(redis_server: RedisServer) -> Iterator[Callable[..., RunningRelay]]:
-    """`start_relay(publisher=None, **options)`: a relay in a thread on the test Redis, with the pixsim7 format."""
+    """`start_relay(publisher=None, events=ALL, progress_interval_ms=0, **options)`: a relay in a thread on the test
+    Redis, with the pixsim7 format (every event, unthrottled, unless told otherwise: these tests are about relaying)."""
     running: list[RunningRelay] = []
 
     def start(**overrides: Any) -> RunningRelay:
         values: dict[str, Any] = {"channel": CHANNEL, "group": "relay-pixsim7", "consumer": "relay", "block_ms": 100}
         publisher = overrides.pop("publisher", None)
+        relay_format = Pixsim7Format(
+            events=overrides.pop("events", Pixsim7Events.ALL),
+            progress_interval_ms=overrides.pop("progress_interval_ms", 0),
+        )
         values.update(overrides)
         shutdown = ShutdownFlag()
         client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
         options = RelayOptions(**values)
-        relay = Relay(client, "npc:events", Pixsim7Format(), options, shutdown=shutdown, publisher=publisher)
+        relay = Relay(client, StreamNames("npc"), relay_format, options, shutdown=shutdown, publisher=publisher)
         errors: list[BaseException] = []
 
         def run() -> None:

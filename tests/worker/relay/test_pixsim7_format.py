@@ -1,4 +1,5 @@
-"""The pixsim7 format: every worker event type in pixsim7's bridge envelope, with the fields pixsim7 reads."""
+"""The pixsim7 format: by default only running jobs' progress, as pixsim7's registered `job:started` keyed by its
+generation id and throttled per job; with `events=all` the terminal events too; jobs that are not pixsim7's skipped."""
 
 from __future__ import annotations
 
@@ -9,31 +10,51 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from npc_video_client.contract import JobEvent
+from npc_video_client.contract import JobEvent, JobProgressEvent
 from tests.worker.relay.support import METADATA, STAMP, every_event
-from worker.relay.pixsim7 import Pixsim7Format, iso_timestamp
+from worker.relay.pixsim7 import Pixsim7Events, Pixsim7Format, iso_timestamp
 
 EVENTS: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
 ENVELOPE_KEYS = {"event_type", "data", "timestamp", "event_id", "origin"}
+COMMON = {"job_id", "generation_id", "npc_job_id", "user_id", "status", "worker", "metadata"}
 
 
-def translated(index: int, metadata: dict[str, Any] | None = METADATA) -> dict[str, Any]:
-    """The message of the index-th sample event, as published: through JSON and back."""
-    event = EVENTS.validate_python(every_event(metadata=metadata)[index].model_dump(mode="json"))
-    message = Pixsim7Format().translate("npc:events", f"{STAMP}-{index}", event)
-    return dict(json.loads(json.dumps(message, allow_nan=False)))
+def as_read(event: Any) -> JobEvent:
+    """The event as the relay gets it: parsed from the JSON the worker wrote."""
+    return EVENTS.validate_python(event.model_dump(mode="json"))
 
 
-def test_every_message_is_pixsim7s_bridge_envelope_with_the_job_and_generation_ids():
-    for index in range(len(every_event())):
-        message = translated(index)
-        assert set(message) == ENVELOPE_KEYS
+def published(relay_format: Pixsim7Format, event: Any, entry: str = "1-0") -> dict[str, Any] | None:
+    message = relay_format.translate("npc:events", entry, as_read(event))
+    return None if message is None else dict(json.loads(json.dumps(message, allow_nan=False)))
+
+
+def test_by_default_only_a_running_jobs_progress_is_published_as_pixsim7s_job_started():
+    relay_format = Pixsim7Format(progress_interval_ms=0)
+    messages = [published(relay_format, event, f"{STAMP}-{index}") for index, event in enumerate(every_event())]
+    started, progress, *ends = messages
+    assert ends == [None] * 5  # retrying, failed, expired, cancelled, completed: pixsim7's poller publishes its own
+    assert started is not None and progress is not None
+    assert (started["event_type"], progress["event_type"]) == ("job:started", "job:started")
+    assert started["data"] == {
+        "job_id": 4711, "generation_id": 4711, "npc_job_id": "j-1", "user_id": 3, "status": "processing",
+        "worker": "gpu-a:cuda", "metadata": METADATA,
+        "progress": 0.0, "step": 0, "total_steps": None, "attempt": 1, "model": "tiny-wan", "preset": "realtime",
+    }  # fmt: skip
+    assert {key: progress["data"][key] for key in ("progress", "step", "total_steps")} == {
+        "progress": 0.25, "step": 1, "total_steps": 4,
+    }  # fmt: skip
+    assert set(progress["data"]) == COMMON | {"progress", "step", "total_steps"}
+
+
+def test_every_message_is_pixsim7s_bridge_envelope():
+    for index, event in enumerate(every_event()):
+        message = published(Pixsim7Format(events=Pixsim7Events.ALL, progress_interval_ms=0), event, f"{STAMP}-{index}")
+        assert message is not None and set(message) == ENVELOPE_KEYS
         assert message["origin"] == "npc-video-worker"
         assert message["event_id"] == f"npc:events/{STAMP}-{index}"
         assert message["timestamp"] == "2025-11-25T14:13:10.123+00:00"
-        data = message["data"]
-        assert (data["job_id"], data["generation_id"], data["user_id"]) == ("j-1", 4711, 3)
-        assert data["metadata"] == METADATA and data["worker"] == "gpu-a:cuda"
+        assert (message["data"]["job_id"], message["data"]["npc_job_id"]) == (4711, "j-1")
 
 
 def test_the_timestamp_is_iso_8601_utc_exact_to_the_millisecond():
@@ -44,11 +65,43 @@ def test_the_timestamp_is_iso_8601_utc_exact_to_the_millisecond():
         assert iso_timestamp(stamp).endswith("+00:00") and len(iso_timestamp(stamp).split(".")[1]) == 9
 
 
+def progress_at(timestamp: int, step: int, total: int = 10, job_id: str = "j-1") -> JobProgressEvent:
+    return JobProgressEvent(
+        job_id=job_id, timestamp=timestamp, worker="w", metadata=METADATA, step=step, total_steps=total,
+        progress=step / total,
+    )  # fmt: skip
+
+
+def test_progress_is_throttled_per_job_by_the_events_own_time_and_the_last_step_always_passes():
+    relay_format = Pixsim7Format(progress_interval_ms=1_000)
+    steps = [(0, 1), (500, 2), (999, 3), (1_000, 4), (1_400, 5), (2_100, 6), (2_200, 10)]
+    passed = [step for at, step in steps if published(relay_format, progress_at(STAMP + at, step)) is not None]
+    assert passed == [1, 4, 6, 10]
+    other = progress_at(STAMP + 1_100, 1, job_id="j-2")  # another job has its own clock
+    assert published(relay_format, other) is not None
+
+
+def test_a_new_run_and_a_final_event_start_the_throttle_over():
+    relay_format = Pixsim7Format(progress_interval_ms=1_000)
+    assert published(relay_format, progress_at(STAMP, 1)) is not None
+    assert published(relay_format, progress_at(STAMP + 10, 2)) is None
+    retry_started = every_event()[0].model_copy(update={"timestamp": STAMP + 20, "attempt": 2})
+    assert published(relay_format, retry_started)["data"]["attempt"] == 2  # type: ignore[index]
+    assert published(relay_format, progress_at(STAMP + 30, 1)) is None  # a run's start counts as its first message
+    cancelled = every_event()[5]
+    assert published(relay_format, cancelled) is None
+    assert published(relay_format, progress_at(STAMP + 40, 1)) is not None  # forgotten at the final event
+
+
+@pytest.mark.parametrize("metadata", [None, {"scene": "tavern"}, {"generation_id": "4711"}, {"generation_id": True}])
+def test_jobs_that_are_not_pixsim7_generations_are_skipped(metadata):
+    relay_format = Pixsim7Format(events=Pixsim7Events.ALL, progress_interval_ms=0)
+    assert all(published(relay_format, event) is None for event in every_event(metadata=metadata))
+
+
 @pytest.mark.parametrize(
     ("index", "event_type", "status", "fields"),
     [
-        (0, "job:started", "processing", {"attempt": 1, "model": "tiny-wan", "preset": "realtime"}),
-        (1, "job:progress", "processing", {"progress": 0.25, "step": 1, "total_steps": 4}),
         (
             2,
             "job:retrying",
@@ -77,25 +130,20 @@ def test_the_timestamp_is_iso_8601_utc_exact_to_the_millisecond():
         (5, "job:cancelled", "cancelled", {"error": None}),
     ],
 )
-def test_each_event_type_maps_to_its_pixsim7_event(index, event_type, status, fields):
-    message = translated(index)
-    assert message["event_type"] == event_type
+def test_with_all_events_each_terminal_type_maps_to_its_pixsim7_event(index, event_type, status, fields):
+    message = published(Pixsim7Format(events=Pixsim7Events.ALL), every_event()[index])
+    assert message is not None and message["event_type"] == event_type
     data = message["data"]
     assert data["status"] == status
-    common = {"job_id", "generation_id", "user_id", "status", "worker", "metadata"}
-    assert set(data) == common | set(fields)
+    assert set(data) == COMMON | set(fields)
     assert {key: data[key] for key in fields} == fields
 
 
-def test_a_retried_failure_is_not_final_for_pixsim7_and_the_final_one_is():
-    kinds = [translated(index)["event_type"] for index in range(len(every_event()))]
-    assert kinds.count("job:failed") == 2  # the final failure and the expiry; never the retried attempt
-    assert kinds[2] == "job:retrying"
-
-
-def test_completed_carries_the_urls_the_duration_in_ms_and_no_error():
-    data = translated(6)["data"]
-    assert translated(6)["event_type"] == "job:completed" and data["status"] == "completed"
+def test_with_all_events_completed_carries_the_urls_the_duration_in_ms_and_no_error():
+    message = published(Pixsim7Format(events=Pixsim7Events.ALL), every_event()[6])
+    assert message is not None and message["event_type"] == "job:completed"
+    data = message["data"]
+    assert data["status"] == "completed" and data["job_id"] == 4711
     assert data["result_url"] == data["video_url"] == "https://videos.example.com/npc-7/ab/abc.mp4"
     assert data["thumbnail_url"] == "https://videos.example.com/npc-7/ab/abc.jpg"
     assert data["duration"] == 3083  # 37 frames at 12 fps: 3.0833 s
@@ -106,15 +154,7 @@ def test_completed_carries_the_urls_the_duration_in_ms_and_no_error():
     assert (data["storage_key"], data["content_type"], data["processing_ms"]) == ("npc-7/ab/abc.mp4", "video/mp4", 1234)
 
 
-def test_events_without_metadata_name_no_generation():
-    for metadata in (None, {"scene": "tavern"}):
-        data = translated(0, metadata)["data"]
-        assert data["generation_id"] is None and data["user_id"] is None
-        assert data["metadata"] == metadata
-
-
 def test_the_origin_is_the_operators_choice():
-    event = EVENTS.validate_python(every_event()[0].model_dump(mode="json"))
-    message = Pixsim7Format(origin="npc-video-eu").translate("game{npc}:events", "1-0", event)
-    assert message["origin"] == "npc-video-eu"
+    message = Pixsim7Format(origin="npc-video-eu").translate("game{npc}:events", "1-0", as_read(every_event()[0]))
+    assert message is not None and message["origin"] == "npc-video-eu"
     assert message["event_id"] == "game{npc}:events/1-0"

@@ -1,6 +1,6 @@
 """The relay against a real redis-server: every event published in pixsim7's envelope and acknowledged, where a
-new group starts, resuming after a restart, pending entries first with the same ids, entries it cannot relay,
-and a Redis restart in the middle."""
+new group starts, resuming after a restart, pending entries first with the same ids, entries it cannot relay, a
+Redis restart in the middle; by default progress only, never the progress of a job that has already ended."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 
 import redis
 
+from npc_video_client.contract import JobResult, JobStatus
 from npc_video_client.names import StreamNames
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
-from tests.worker.relay.support import every_event
+from tests.worker.relay.support import METADATA, every_event
 from worker.queue.events import EventWriter
-from worker.relay import PublishRefused
+from worker.relay import Pixsim7Events, PublishRefused
 
 NAMES = StreamNames("npc")
 GROUP = "relay-pixsim7"
@@ -51,7 +52,7 @@ def test_every_event_is_published_in_order_with_ids_from_its_entry_and_acknowled
     entry_ids = write(redis_client, every_event())
     messages = subscriber.take(7)
     assert [message["event_type"] for message in messages] == [
-        "job:started", "job:progress", "job:retrying", "job:failed", "job:failed", "job:cancelled", "job:completed",
+        "job:started", "job:started", "job:retrying", "job:failed", "job:failed", "job:cancelled", "job:completed",
     ]  # fmt: skip
     assert [message["event_id"] for message in messages] == [f"npc:events/{entry_id}" for entry_id in entry_ids]
     assert {message["data"]["generation_id"] for message in messages} == {4711}
@@ -171,3 +172,25 @@ def test_a_refused_publish_stops_the_relay_naming_the_publish_redis_and_the_entr
     assert isinstance(error, PublishRefused)
     assert str(error).startswith("the publish Redis (--publish-url) refused PUBLISH on channel pixsim7:events:v1: ")
     assert pending(redis_client) == 1  # published again by the next relay that may
+
+
+def test_by_default_only_progress_is_published_and_never_that_of_a_job_that_has_ended(
+    start_relay, subscribe, redis_client
+):
+    """A relay that catches up (here: a group created from the start of the stream) finds the progress of a job that
+    ended meanwhile: publishing it would show pixsim7's UI a finished generation running again."""
+    ended = every_event("j-ended", metadata=METADATA | {"generation_id": 4712})
+    write(redis_client, ended[:2])  # its start and a step, then its end: the result key
+    redis_client.set(NAMES.result("j-ended"), JobResult(job_id="j-ended", status=JobStatus.COMPLETED).model_dump_json())
+    write(redis_client, every_event("j-live"))  # a run, its progress, and every terminal type
+    subscriber = subscribe()
+    relay = start_relay(events=Pixsim7Events.PROGRESS, start="0")
+    messages = subscriber.take(2)
+    subscriber.nothing_more()
+    assert [(m["event_type"], m["data"]["npc_job_id"], m["data"]["progress"]) for m in messages] == [
+        ("job:started", "j-live", 0.0),
+        ("job:started", "j-live", 0.25),
+    ]
+    wait_until(lambda: pending(redis_client) == 0, what="every entry acknowledged")
+    relay.stop()
+    assert (relay.relay.published, relay.relay.stale) == (2, 2)

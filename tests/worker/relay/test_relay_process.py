@@ -1,6 +1,6 @@
 """`npc-worker relay` as operators run it: killed between PUBLISH and XACK it re-publishes the same event (same id),
 as the Redis user docs/integrations/pixsim7.md defines (Redis refuses it nothing), on pixsim7's own Redis, and end to
-end behind a real worker."""
+end behind a real worker (progress only by default, every event with --events all)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,9 @@ def test_killed_between_publish_and_ack_it_publishes_the_same_event_again(
     redis_client.execute_command("ACL", "SETUSER", "relay-no-ack", "reset", *[r for r in rules if r != "+xack"])
     redis_client.execute_command("ACL", "LOG", "RESET")
     writer = EventWriter(redis_client, NAMES, worker="gpu-a:cuda", maxlen=1000, channel=None)
-    writer.add(redis_client, every_event()[6])  # a job:completed, before any relay ran
+    writer.add(
+        redis_client, every_event()[1]
+    )  # a job:progress (the relay checks its job has not ended), before any relay ran
     subscriber = Subscriber(redis_server.url, CHANNEL)
     try:
         url = f"redis://{{user}}:{PASSWORD}@127.0.0.1:{redis_server.port}/0"
@@ -119,7 +121,8 @@ def test_killed_between_publish_and_ack_it_publishes_the_same_event_again(
         resumed = relay_process(url.format(user="npc-relay"))
         (again,) = subscriber.take(1)
         assert again == first  # the same message: event_id, timestamp and data
-        assert first["event_type"] == "job:completed" and first["event_id"].startswith("npc:events/")
+        assert first["event_type"] == "job:started" and first["event_id"].startswith("npc:events/")
+        assert (first["data"]["job_id"], first["data"]["progress"]) == (4711, 0.25)
         wait_until(lambda: pending(redis_client) == 0, what="the entry acknowledged")
         subscriber.nothing_more()
         assert resumed.stop() == 0, resumed.log()
@@ -155,35 +158,42 @@ def test_a_publish_url_that_is_not_redis_is_refused_in_one_line(redis_server: Re
 
 
 def test_a_subscriber_sees_pixsim7_envelopes_of_real_jobs(redis_server, redis_client, start_worker, relay_process):
+    """By default the progress of the running job only, keyed by pixsim7's generation id; with --events all (another
+    group, from the start of the stream) the terminal events too, a refused job's included."""
     subscriber = Subscriber(redis_server.url, CHANNEL)
     relay = relay_process(redis_server.url)
     wait_until(lambda: group_exists(redis_client), what="the relay's group")
     start_worker()
     producer = NpcVideoClient(redis_server.url)
-    producer.submit(envelope("gen-4711", steps=2) | {"metadata": {"generation_id": 4711, "user_id": 3}})
+    producer.submit(envelope("gen-4711", steps=3) | {"metadata": {"generation_id": 4711, "user_id": 3}})
     bad = envelope("gen-4712", intensity=1.5) | {"metadata": {"generation_id": 4712}}
     redis_client.xadd(NAMES.lane("normal"), {"job": json.dumps(bad)})  # as any producer may, unvalidated
+    producer.wait("gen-4711", timeout_s=120)
+    producer.wait("gen-4712", timeout_s=60)
+    progress = subscriber.take_until(lambda seen: any(m["data"]["progress"] == 1.0 for m in seen), timeout_s=60)
+    subscriber.nothing_more(1.0)
+    assert {m["event_type"] for m in progress} == {"job:started"}
+    assert {(m["data"]["job_id"], m["data"]["npc_job_id"], m["data"]["status"]) for m in progress} == {
+        (4711, "gen-4711", "processing")
+    }
+    fractions = [m["data"]["progress"] for m in progress]
+    assert fractions[0] == 0.0 and fractions == sorted(fractions)  # the run's start, then throttled steps to the last
+    assert relay.stop() == 0, relay.log()
 
-    def both_ended(messages: list[dict[str, Any]]) -> bool:
-        ended = {(m["data"]["job_id"], m["event_type"]) for m in messages}
-        return {("gen-4711", "job:completed"), ("gen-4712", "job:failed")} <= ended
-
-    messages = subscriber.take_until(both_ended, timeout_s=120)
+    everything = relay_process(redis_server.url, "--events", "all", "--group", "relay-all", "--from-start")
+    messages = subscriber.take_until(
+        lambda seen: {m["event_type"] for m in seen} >= {"job:completed", "job:failed"}, timeout_s=60
+    )
     subscriber.close()
-    good = [message for message in messages if message["data"]["job_id"] == "gen-4711"]
-    kinds = [message["event_type"] for message in good]
-    assert kinds[0] == "job:started" and kinds[-1] == "job:completed"
-    assert set(kinds[1:-1]) == {"job:progress"} and len(kinds) >= 3
-    assert {message["data"]["generation_id"] for message in good} == {4711}
+    assert everything.stop() == 0, everything.log()
     assert {message["origin"] for message in messages} == {"npc-video-worker"}
     assert len({message["event_id"] for message in messages}) == len(messages)
-    done = good[-1]["data"]
-    assert done["status"] == "completed" and done["error"] is None and done["user_id"] == 3
+    (done,) = [m["data"] for m in messages if m["event_type"] == "job:completed"]
+    assert done["job_id"] == 4711 and done["status"] == "completed" and done["error"] is None and done["user_id"] == 3
     assert done["duration"] == round(done["duration_sec"] * 1000) and done["duration"] > 0
     video = path_of(done["video_url"])
     assert done["result_url"] == done["video_url"] and video.read_bytes()[4:8] == b"ftyp"
     assert video.stat().st_mode & 0o777 == 0o644  # a web server in front of the folder may serve it
-    (failed,) = [message for message in messages if message["data"]["job_id"] == "gen-4712"]
-    assert failed["event_type"] == "job:failed" and failed["data"]["generation_id"] == 4712
-    assert failed["data"]["error_code"] == "invalid_params" and "params.intensity" in failed["data"]["error"]
-    assert relay.stop() == 0, relay.log()
+    (failed,) = [m["data"] for m in messages if m["event_type"] == "job:failed"]
+    assert failed["job_id"] == 4712 and failed["npc_job_id"] == "gen-4712"
+    assert failed["error_code"] == "invalid_params" and "params.intensity" in failed["error"]

@@ -1,0 +1,1 @@
+"""pixsim7/backend/__init__.py."""

@@ -1,0 +1,1 @@
+"""pixsim7/backend/main/__init__.py."""

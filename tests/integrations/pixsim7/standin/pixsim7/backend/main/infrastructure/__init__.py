@@ -1,0 +1,1 @@
+"""pixsim7/backend/main/infrastructure/__init__.py."""

@@ -1,0 +1,1 @@
+"""pixsim7/backend/main/services/__init__.py."""

@@ -69,7 +69,7 @@ class DeviceStage:
     def _begin(self, job: ReadyJob) -> int:
         """On the announce thread: the run's begin, waiting through a Redis outage or failover."""
         request = job.prepared.request
-        return self.redis.call(lambda: self.gate.begin_run(job.run, request.model, request.preset))
+        return self.redis.call(lambda: self.gate.begin_run(job.run, request.model, request.preset, request.steps))
 
     def _hand_on(
         self, job: ReadyJob, outcome: Outcome, *, batched: bool, in_pipeline_call: bool

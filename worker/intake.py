@@ -171,7 +171,7 @@ class IntakeStage:
             return False
         if cached:
             request = prepared.request
-            self.redis.call(lambda: self.gate.begin_run(run, request.model, request.preset))
+            self.redis.call(lambda: self.gate.begin_run(run, request.model, request.preset, request.steps))
             if self.endings.gave_up(run, prepared):
                 return False
             self.finisher.submit(Finishing(run, prepared, None))

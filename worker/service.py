@@ -38,6 +38,7 @@ from worker.metrics import WorkerMetrics
 from worker.queue.connection import open_redis
 from worker.queue.endings import Endings
 from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates
 from worker.queue.keepalive import Keepalive
 from worker.queue.leases import Leases
 from worker.queue.outcomes import Outcomes, Retention
@@ -83,6 +84,7 @@ class Worker:
         # the queue's state and its Redis operations
         self.leases = Leases(client, self.names, consumer, settings.claim_idle_ms)
         self.events = EventWriter(client, self.names, consumer, settings.events_maxlen, settings.events_channel)
+        self.states = JobStates(self.names, consumer, settings.result_ttl_s)
         self.gate = RunGate(
             client,
             self.names,
@@ -90,6 +92,7 @@ class Worker:
             settings.claim_idle_ms,
             settings.result_ttl_s,
             events=self.events,
+            states=self.states,
             max_attempts=settings.max_attempts,
         )
         self.runs = RunRegistry()
@@ -121,6 +124,7 @@ class Worker:
             leases=self.leases,
             runs=self.runs,
             gate=self.gate,
+            states=self.states,
             metrics=metrics,
             policy=RetryPolicy(settings.max_attempts, settings.retry_backoff_ms),
             refresh_urls=runtime.outputs.refresh_urls,
@@ -246,12 +250,12 @@ class Worker:
     def _hooks(self, run: Run) -> RedisJobHooks:
         return RedisJobHooks(
             self.events,
+            self.states,
             self.client,
             self.names.cancel(run.job_id),
-            run.job_id,
+            run,
             progress_interval_ms=self.settings.progress_interval_ms,
             on_step=self._step,
-            metadata=run.metadata,
         )
 
     def _step(self) -> None:

@@ -31,6 +31,7 @@ from worker.failures import failure_result
 from worker.job import PreparedJob, request_summary
 from worker.metrics import WorkerMetrics
 from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates, Progress
 from worker.queue.leases import Lease, Leases
 from worker.queue.outcomes import Outcomes, dead_letter_error
 from worker.queue.retry import RetryPolicy
@@ -50,6 +51,7 @@ class Endings:
         leases: Leases,
         runs: RunRegistry,
         gate: RunGate,
+        states: JobStates,
         metrics: WorkerMetrics,
         policy: RetryPolicy,
         refresh_urls: Callable[[JobResult], JobResult],
@@ -60,6 +62,7 @@ class Endings:
         self.leases = leases
         self.runs = runs
         self.gate = gate
+        self.states = states
         self.metrics = metrics
         self.policy = policy
         self.refresh_urls = refresh_urls
@@ -73,7 +76,8 @@ class Endings:
             self.end(run.lease, run.job_id, error, run=run, partial=partial)
             return
         event = self.failed_event(run.job_id, error, run.attempt, retryable=True, metadata=run.metadata)
-        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token))
+        state = self.states.retrying(run.job_id, run.attempt, run.progress, error)
+        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token, state))
         self.runs.untrack(run)
         self.leases.retry_later(run.lease, delay_s, solo=batched)
         self.metrics.observe_retry(error.code)
@@ -110,6 +114,8 @@ class Endings:
                 event = self.failed_event(job_id, error, attempt, retryable=False, metadata=metadata)
                 dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
         stored = result
+        progress = run.progress if run else Progress()
+        state = self.states.final(result, attempt, progress) if result_key else None
         written = self.redis.call(
             lambda: self.outcomes.finish(
                 lease,
@@ -118,6 +124,7 @@ class Endings:
                 result=stored if result_key else None,
                 token=run.token if run else "",
                 dead_error=dead_error,
+                state=state,
             )
         )
         if run is not None:

@@ -11,13 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
 import redis
 
 from npc_video_client.contract import JobProgressEvent
 from npc_video_client.errors import JobError
 from worker.queue.events import EventWriter, ProgressThrottle
+from worker.queue.job_state import JobStates, Progress
+from worker.queue.runs import Run
 from worker.queue.waiting import is_transient
 
 log = logging.getLogger(__name__)
@@ -31,37 +32,42 @@ class RedisJobHooks:
     def __init__(
         self,
         events: EventWriter,
+        states: JobStates,
         client: redis.Redis,
         cancel_key: str,
-        job_id: str,
+        run: Run,
         *,
         progress_interval_ms: int,
         on_step: Callable[[], None],
-        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.events = events
+        self.states = states
         self.client = client
         self.cancel_key = cancel_key
-        self.job_id = job_id
+        self.run = run
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
-        self.metadata = metadata  # the envelope's, echoed in every event
         self._redis_down_until = 0.0
         self._begun: Future[int] | None = None
         self._gave_up: Callable[[int], JobError | None] | None = None
 
     def progress(self, step: int, total_steps: int) -> None:
+        """A job:progress event with the job's running state, at most once per progress interval (the last step
+        always)."""
         self.on_step()
+        run = self.run
+        run.progress = Progress(step, total_steps)
         if self.throttle.due(step, total_steps):
             event = self.events.stamp(
                 JobProgressEvent,
-                job_id=self.job_id,
+                job_id=run.job_id,
                 step=step,
                 total_steps=total_steps,
-                progress=round(step / total_steps, 4),
-                metadata=self.metadata,
+                progress=run.progress.fraction,
+                metadata=run.metadata,
             )
-            self._best_effort(lambda: self.events.emit(event))
+            state = self.states.running(run.job_id, run.attempt, run.progress)
+            self._best_effort(lambda: self.events.emit(event, state))
 
     def begin_with(self, begun: Future[int], gave_up: Callable[[int], JobError | None]) -> None:
         """The run's begin (attempt counted, job:processing written) is under way on another thread: the first

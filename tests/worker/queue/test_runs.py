@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from npc_video_client.contract import JobProcessingEvent, JobResult, JobStatus, QualityPreset
+from npc_video_client.contract import JobProcessingEvent, JobResult, JobState, JobStateStatus, JobStatus, QualityPreset
 from npc_video_client.names import Lane
 from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates
 from worker.queue.leases import Lease
 from worker.queue.runs import Claim, Run, RunGate, Verdict
 
@@ -20,7 +21,17 @@ MAX_ATTEMPTS = 2
 
 def make_gate(redis_client, names, consumer: str = "c1", lock_ms: int = 30_000) -> RunGate:
     events = EventWriter(redis_client, names, consumer, maxlen=1000, channel=None)
-    return RunGate(redis_client, names, consumer, lock_ms, ATTEMPTS_TTL_S, events=events, max_attempts=MAX_ATTEMPTS)
+    states = JobStates(names, consumer, ATTEMPTS_TTL_S)
+    return RunGate(
+        redis_client,
+        names,
+        consumer,
+        lock_ms,
+        ATTEMPTS_TTL_S,
+        events=events,
+        states=states,
+        max_attempts=MAX_ATTEMPTS,
+    )
 
 
 def test_a_claim_takes_the_lock_and_a_run_that_begins_counts_one_attempt(redis_client, names):
@@ -120,7 +131,17 @@ def test_a_run_that_begins_writes_job_processing_with_its_attempt_until_one_too_
     metadata = {"attempt": "the producer's own key", "nested": {"attempt": 9}, "big": 2**62}
     for expected in (1, 2, 3):
         run = Run(lease, "job", gate.new_token("1-0"), metadata=metadata)
-        assert gate.begin_run(run, "tiny-wan", QualityPreset.FAST) == expected == run.attempt
+        assert gate.begin_run(run, "tiny-wan", QualityPreset.FAST, 8) == expected == run.attempt
+        if expected <= MAX_ATTEMPTS:
+            state = JobState.model_validate_json(redis_client.get(names.state("job")))
+            assert (state.status, state.attempt, state.steps, state.step, state.worker) == (
+                JobStateStatus.RUNNING,
+                expected,
+                8,
+                None,
+                "c1",
+            )
+            assert 0 < redis_client.ttl(names.state("job")) <= ATTEMPTS_TTL_S
     events = [
         JobProcessingEvent.model_validate_json(fields[b"event"]) for _id, fields in redis_client.xrange(names.events)
     ]

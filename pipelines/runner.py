@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ class PreviewSink(Protocol):
     def send(self, step: int, total: int, frames: np.ndarray) -> None: ...
 
 
+@overload
 def run_pipeline(
     pipe: Any,
     family: Family,
@@ -37,14 +38,45 @@ def run_pipeline(
     recorder: StageRecorder | None = None,
     scope: Conditioning | None = None,
     preview: tuple[PreviewMap, PreviewSink] | None = None,
-) -> np.ndarray:
+    decode: Literal[True] = True,
+) -> np.ndarray: ...
+
+
+@overload
+def run_pipeline(
+    pipe: Any,
+    family: Family,
+    request: ResolvedRequest,
+    image: Image,
+    on_step: StepCallback,
+    *,
+    recorder: StageRecorder | None = None,
+    scope: Conditioning | None = None,
+    preview: tuple[PreviewMap, PreviewSink] | None = None,
+    decode: Literal[False],
+) -> None: ...
+
+
+def run_pipeline(
+    pipe: Any,
+    family: Family,
+    request: ResolvedRequest,
+    image: Image,
+    on_step: StepCallback,
+    *,
+    recorder: StageRecorder | None = None,
+    scope: Conditioning | None = None,
+    preview: tuple[PreviewMap, PreviewSink] | None = None,
+    decode: bool = True,
+) -> np.ndarray | None:
     """`on_step(step, total)` runs after every denoising step; raising from it stops the pipeline there.
 
     The generator lives on the CPU so a seed gives the same noise on every device. With a `recorder`, the call's
     stage timings and step ends are recorded into it (pipelines.stages); the call ends when the frames are numpy.
     With a `scope`, conditioning goes through its cache and its time is added up there (pipelines.conditioning).
     With a `preview` (a model's map and a sink), the sink gets small frames of the predicted clean video at the
-    steps it asks for (after `on_step`, so a stopped call sends none).
+    steps it asks for (after `on_step`, so a stopped call sends none). With `decode` False the call stops at the
+    latents and returns None (a worker group's followers: only the leader decodes).
     """
     install_condition_cache(pipe)  # before the timing layer: a cache hit is then timed, as a near-zero stage
     install_stage_hooks(pipe)
@@ -70,11 +102,11 @@ def run_pipeline(
         if preview is not None:
             stack.enter_context(capture.watching(pipe.scheduler))
         output = pipe(
-            **{**family.call_kwargs(request, image), "output_type": "pt"},
+            **{**family.call_kwargs(request, image), "output_type": "pt" if decode else "latent"},
             generator=torch.Generator("cpu").manual_seed(request.seed),
             callback_on_step_end=callback,
         )
-        return frames_to_uint8(output)
+        return frames_to_uint8(output) if decode else None
 
 
 def frames_to_uint8(output: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from worker.failures import as_job_error
 from worker.finishing import Finishing, FinishStage
+from worker.group.lockstep import GroupFailure
 from worker.intake import ReadyJob
 from worker.job import Outcome, request_summary
 from worker.logs import log_context
@@ -74,11 +75,12 @@ class DeviceStage:
     def _hand_on(
         self, job: ReadyJob, outcome: Outcome, *, batched: bool, in_pipeline_call: bool
     ) -> BaseException | None:
-        """Frames to the finisher, a failure to endings; a second signal is returned to be raised after the rest."""
+        """Frames to the finisher, a failure to endings; a second signal or a broken worker group is returned, to be
+        raised after the rest (the run then stays unfinished: its entry is retried)."""
         run = job.run
         request = job.prepared.request
         with log_context(job_id=run.job_id, lane=run.lease.lane.value, attempt=run.attempt, model=request.model):
-            if isinstance(outcome, ImmediateShutdown | KeyboardInterrupt):
+            if isinstance(outcome, ImmediateShutdown | KeyboardInterrupt | GroupFailure):
                 return outcome
             if isinstance(outcome, BaseException):
                 partial = request_summary(run.job_id, request, run.metadata)

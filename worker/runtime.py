@@ -17,6 +17,7 @@ from models.pool import ModelPool
 from npc_video_client.contract import CONTRACT_VERSION, ErrorCode, JobResult
 from npc_video_client.errors import JobError
 from worker.failures import as_job_error, failure_result
+from worker.group.lockstep import Channel
 from worker.job import JobHooks, PreparedJob, SilentHooks, request_summary
 from worker.model_runner import ModelRunner
 from worker.outputs import Outputs
@@ -88,7 +89,8 @@ def build_info(device: str) -> dict[str, str]:
     }
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, group: Channel | None = None) -> Runtime:
+    """`group`: this process's part of a worker group (worker.group), when it is in one."""
     catalog = load_configured_catalog(settings)
     pool = ModelPool(
         catalog=catalog,
@@ -103,6 +105,6 @@ def build_runtime(settings: Settings) -> Runtime:
         pool=pool,
         storage=storage,
         preparer=Preparer(settings, catalog, pool, storage),
-        models=ModelRunner(settings, catalog, pool),
+        models=ModelRunner(settings, catalog, pool, group),
         outputs=Outputs(storage),
     )

@@ -18,6 +18,10 @@ Threads, and what each owns (the lease registry, worker.queue.leases, owns every
 - batch members (pipelines.batching): one short-lived thread per job of a batch, for its pipeline call;
 - HTTP (worker.http, started by `npc-worker serve`): /healthz, /readyz, /metrics;
 - DNS (worker.fetch.http): a short-lived thread per base-image host lookup, abandoned at its deadline.
+
+In a worker group (worker.group) this is the leader: the device thread also runs each call in lockstep with the
+followers (worker.model_runner), pings them while idle and dismisses them at the end; a broken group ends the
+worker with 1 (its entries stay pending for the restarted group).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import redis
 from npc_video_client.names import LANES_BY_PRIORITY, StreamNames
 from worker.device import DeviceStage
 from worker.finishing import FinishStage
+from worker.group.lockstep import Channel, Dismiss, GroupFailure
+from worker.group.membership import join
 from worker.health import Health
 from worker.intake import IntakeStage, ReadyJob
 from worker.metrics import WorkerMetrics
@@ -172,6 +178,7 @@ class Worker:
         self.keepalive = Keepalive(
             leases=self.leases, gate=self.gate, runs=self.runs, shutdown=shutdown, claim_idle_ms=settings.claim_idle_ms
         )
+        self.group = runtime.models.group  # the followers of this worker group's leader, if it leads one
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def serve(self) -> int:
@@ -191,6 +198,10 @@ class Worker:
             return 0
         except ImmediateShutdown:
             log.warning("stopping at once: entries in hand stay pending for another worker")
+            self.state.to(WorkerState.DEFUNCT)
+            return 1
+        except GroupFailure as exc:
+            log.error("%s; stopping: the entries in hand stay pending for the group's next start", exc)
             self.state.to(WorkerState.DEFUNCT)
             return 1
         except BaseException:
@@ -221,6 +232,8 @@ class Worker:
         warmed = self.runtime.models.warm_up()  # compiled models: every preset shape, before /readyz says ready
         if warmed:
             log.info("warmed up %s", ", ".join(warmed))
+        if self.group is not None:
+            self.group.ready(self.settings.group_start_timeout_s)  # the followers have loaded it too
         log.info("worker %s ready on %s", self.consumer, ", ".join(self.names.lanes))
         return not self.shutdown.requested
 
@@ -236,6 +249,8 @@ class Worker:
             )
             if batch:
                 self.device.run(batch)
+            elif self.group is not None:
+                self.group.ping_when_idle()
 
     def _drain(self, intake: threading.Thread) -> None:
         """Finish what runs; runs prepared but not begun and every waiting entry go back to their lane."""
@@ -246,6 +261,8 @@ class Worker:
         self.leases.hand_back()
         self.finisher.wait_idle()
         self.leases.hand_back()  # a retry scheduled by the last job's failure
+        if self.group is not None:
+            self.group.send(Dismiss())
 
     def _hooks(self, run: Run) -> RedisJobHooks:
         return RedisJobHooks(
@@ -280,8 +297,12 @@ class Worker:
 
 
 def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
-    """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job."""
-    runtime = build_runtime(settings)
+    """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job. A worker group's
+    leader meets its followers first (their models are split over the group as they load)."""
+    group = None
+    if settings.group_size > 1:
+        group = Channel(join(settings, settings.resolved_device()))
+    runtime = build_runtime(settings, group)
     runtime.storage.check()
     service = Worker(
         settings=settings,

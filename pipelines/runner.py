@@ -22,9 +22,9 @@ StepCallback = Callable[[int, int], None]
 class PreviewSink(Protocol):
     """Where a call's live previews go (pipelines.preview): asked at each step whether one is due."""
 
-    def due(self, step: int, total: int) -> bool: ...
+    def preview_due(self, step: int, total: int) -> bool: ...
 
-    def send(self, step: int, total: int, frames: np.ndarray) -> None: ...
+    def preview(self, step: int, total: int, frames: np.ndarray) -> None: ...
 
 
 @overload
@@ -89,8 +89,8 @@ def run_pipeline(
         on_step(step + 1, total)
         if preview is not None and capture.latest is not None:
             preview_map, sink = preview
-            if sink.due(step + 1, total):
-                sink.send(step + 1, total, preview_map.render(capture.latest))
+            if sink.preview_due(step + 1, total):
+                sink.preview(step + 1, total, preview_map.render(capture.latest))
         return tensors
 
     device = getattr(pipe, "_execution_device", None) if recorder is not None or scope is not None else None

@@ -1,9 +1,10 @@
 """Stage 4, finishing: a generated job's frames become a stored video and its terminal write, behind the device.
 
 On the `finish` executor (one thread), so encoding and uploads never hold the device: the frames are encoded and
-stored (worker.outputs; a cache hit has no frames and stores nothing), and the completed result goes to its
-terminal write (worker.queue.endings). The device may run ahead by a few jobs at most: their frames wait here in
-memory, bounded by `capacity`, and the device waits for room beyond that.
+stored (worker.outputs; a cache hit has no frames and stores nothing; a warm job's video goes into the warm cache,
+worker.warm_cache), and the completed result goes to its terminal write (worker.queue.endings). The device may run
+ahead by a few jobs at most: their frames wait here in memory, bounded by `capacity`, and the device waits for room
+beyond that.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from worker.outputs import Outputs
 from worker.queue.endings import Endings
 from worker.queue.leases import Leases
 from worker.queue.runs import Run, RunRegistry
+from worker.queue.waiting import RedisWaiter
 from worker.shutdown import ImmediateShutdown, ShutdownFlag
+from worker.warm_cache import WarmCache
 
 log = logging.getLogger(__name__)
 ROOM_POLL_S = 0.05
@@ -43,6 +46,8 @@ class FinishStage:
         *,
         outputs: Outputs,
         endings: Endings,
+        warm: WarmCache,
+        redis: RedisWaiter,
         leases: Leases,
         runs: RunRegistry,
         metrics: WorkerMetrics,
@@ -52,6 +57,8 @@ class FinishStage:
     ) -> None:
         self.outputs = outputs
         self.endings = endings
+        self.warm = warm
+        self.redis = redis
         self.leases = leases
         self.runs = runs
         self.metrics = metrics
@@ -73,6 +80,8 @@ class FinishStage:
         try:
             try:
                 result = self.outputs.store(prepared, item.frames)
+                if run.lease.warm:
+                    self._into_warm_cache(run, prepared, made=item.frames is not None)
             except Exception as exc:
                 partial = request_summary(run.job_id, prepared.request, run.metadata)
                 self.endings.failed(run, as_job_error(exc), partial)
@@ -87,6 +96,13 @@ class FinishStage:
         finally:
             self.metrics.in_flight.dec()
             self._room.release()
+
+    def _into_warm_cache(self, run: Run, prepared: PreparedJob, *, made: bool) -> None:
+        """A warm job's video, made now or stored already, is ready for the identical real job."""
+        if made:
+            self.redis.call(lambda: self.warm.add(run.job_id, prepared.video_key, prepared.stored_bytes))
+        else:
+            self.redis.call(lambda: self.warm.already_there(run.job_id, prepared.video_key))
 
     def wait_idle(self) -> None:
         """Until every run handed on is finished (its terminal write waits for Redis, unless a second signal)."""

@@ -4,9 +4,10 @@ On its own thread, while the device runs earlier jobs: the next entry (worker.sc
 registry owns it) -> its payload read (worker.payload: never raises) -> a run claimed (worker.queue.runs: the job
 lock, so one job never runs twice at once; a job that already ended is acknowledged as a duplicate) -> prepared
 (worker.preparation: image fetched and decoded, request resolved, content key, cache checked) -> a `ReadyJob` for
-the device (worker.scheduling), or, for a cached video, straight to the finisher. What fails here ends the job or
-schedules its retry through worker.queue.endings; the attempt of a run counts when the run begins (on the device,
-as a cache hit, or failing here).
+the device (worker.scheduling), or, for a cached video, straight to the finisher; a real job identical to the warm
+job on the device joins it (worker.device). What fails here ends the job or schedules its retry through
+worker.queue.endings; the attempt of a run counts when the run begins (on the device, as a cache hit, or failing
+here). Warm (pre-generation) jobs count no attempt and write no events but their end (worker.warm_runs).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from worker.queue.waiting import RedisWaiter, StopWaiting
 from worker.scheduling import EntryPicker, ReadyQueue
 from worker.settings import Settings
 from worker.shutdown import ImmediateShutdown, ShutdownFlag
+from worker.warm_cache import WarmCache
+from worker.warm_runs import WarmHooks
 
 log = logging.getLogger(__name__)
 ERROR_PAUSE_S = 0.5
@@ -46,7 +49,7 @@ class ReadyJob:
 
     run: Run
     prepared: PreparedJob
-    hooks: RedisJobHooks
+    hooks: RedisJobHooks | WarmHooks  # a warm job's tell nobody of its steps (worker.warm_runs)
     batch_key: Hashable | None  # None: runs alone
 
     @property
@@ -69,7 +72,9 @@ class IntakeStage:
         endings: Endings,
         finisher: FinishStage,
         redis: RedisWaiter,
-        make_hooks: Callable[[Run], RedisJobHooks],
+        make_hooks: Callable[[Run], RedisJobHooks | WarmHooks],
+        join: Callable[[ReadyJob], bool],
+        warm: WarmCache,
         shutdown: ShutdownFlag,
         metrics: WorkerMetrics,
     ) -> None:
@@ -85,6 +90,8 @@ class IntakeStage:
         self.finisher = finisher
         self.redis = redis
         self.make_hooks = make_hooks
+        self.join = join
+        self.warm = warm
         self.shutdown = shutdown
         self.metrics = metrics
         self.preparing: Lane | None = None  # the lane of the entry in hand (read by the device: company coming?)
@@ -165,19 +172,32 @@ class IntakeStage:
             prepared = self.preparer.prepare(envelope, hooks)
             cached = self.preparer.is_cached(prepared)
         except Exception as exc:
-            run.attempt = self.redis.call(lambda: self.gate.begin(run.job_id))  # a failed run counts
+            if not run.lease.warm:
+                run.attempt = self.redis.call(lambda: self.gate.begin(run.job_id))  # a failed run counts
             partial = request_summary(run.job_id, prepared.request, run.metadata) if prepared else None
             self.endings.failed(run, as_job_error(exc), partial)
             return False
         if cached:
+            return self._cached(run, prepared)
+        job = ReadyJob(run, prepared, hooks, None if run.lease.solo else self.models.batch_key(prepared))
+        if not run.lease.warm and self.join(job):
+            self.metrics.observe_lookup(warm_hit=True)
+            return True
+        if not run.lease.warm:
+            self.metrics.observe_lookup(warm_hit=False)
+        if self.ready.put(job, stopping=lambda: self.shutdown.requested):
+            return True
+        self.endings.abandon(run)
+        return False
+
+    def _cached(self, run: Run, prepared: PreparedJob) -> bool:
+        """The video is stored already: the run ends as a cache hit, through the finisher."""
+        if not run.lease.warm:
+            warm_hit = self.redis.call(lambda: self.warm.used(prepared.video_key))
+            self.metrics.observe_lookup(warm_hit=warm_hit)
             request = prepared.request
             self.redis.call(lambda: self.gate.begin_run(run, request.model, request.preset, request.steps))
             if self.endings.gave_up(run, prepared):
                 return False
-            self.finisher.submit(Finishing(run, prepared, None))
-            return True
-        batch_key = None if run.lease.solo else self.models.batch_key(prepared)
-        if self.ready.put(ReadyJob(run, prepared, hooks, batch_key), stopping=lambda: self.shutdown.requested):
-            return True
-        self.endings.abandon(run)
-        return False
+        self.finisher.submit(Finishing(run, prepared, None))
+        return True

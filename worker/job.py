@@ -22,11 +22,16 @@ Outcome = Frames | BaseException  # one job's part of a batch on the device: its
 
 
 class JobHooks(Protocol):
-    """What a running job tells its caller at every denoising step, and how the caller stops it."""
+    """What a running job tells its caller at every denoising step, and how the caller stops it. Previews are
+    asked for only when the job's envelope wants them (`preview: true`)."""
 
     def progress(self, step: int, total_steps: int) -> None: ...
 
     def cancel_requested(self) -> bool: ...
+
+    def preview_due(self, step: int, total_steps: int) -> bool: ...
+
+    def preview(self, step: int, total_steps: int, frames: Frames, fps: float) -> None: ...
 
 
 class SilentHooks:
@@ -37,6 +42,12 @@ class SilentHooks:
 
     def cancel_requested(self) -> bool:
         return False
+
+    def preview_due(self, step: int, total_steps: int) -> bool:
+        return False
+
+    def preview(self, step: int, total_steps: int, frames: Frames, fps: float) -> None:
+        return None
 
 
 @dataclass
@@ -54,6 +65,7 @@ class PreparedJob:
     image_sha256: str  # the base image's bytes: keys its encoded start frame in the conditioning cache
     stages: StageRecorder | None = None  # set before generate to record the pipeline's stages (the bench)
     batch_size: int = 1  # how many jobs ran through the denoiser with this one
+    stored_bytes: int = 0  # what its video and poster take in storage, once stored (the warm cache's sizes)
 
     @property
     def job_id(self) -> str:

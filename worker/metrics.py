@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from npc_video_client.contract import RETRYABLE_CODES, ErrorCode, JobResult, JobStatus, QualityPreset
 from worker.state import WorkerState
 
+WARM_OUTCOMES = ("finished", "already_warm", "preempted", "failed")
 PHASES = ("queue", "prepare", "load", "swap", "generate", "encode", "upload", "total")
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600)
 LOAD_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200)
@@ -100,6 +101,23 @@ class _QueueCollector(Collector):
         yield from (depth, oldest, dead, up)
 
 
+class _WarmCacheCollector(Collector):
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        videos = GaugeMetricFamily("npc_warm_cache_videos", "warmed videos in the warm cache (all workers)")
+        size = GaugeMetricFamily("npc_warm_cache_bytes", "storage the warmed videos take (all workers)")
+        reading: tuple[float, float]
+        try:
+            reading = self.read()
+        except Exception:  # an outage shows as NaN, never as a failed scrape
+            reading = (float("nan"), float("nan"))
+        videos.add_metric([], reading[0])
+        size.add_metric([], reading[1])
+        yield from (videos, size)
+
+
 class WorkerMetrics:
     def __init__(self, models: Iterable[str] = (), build: dict[str, str] | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -121,6 +139,26 @@ class WorkerMetrics:
             "entries of jobs that had already ended (acknowledged only)",
             registry=self.registry,
         )
+        self.warm_jobs = Counter(
+            "npc_warm_jobs",
+            "warm (pre-generation) jobs by how they ended: finished (a video made), already_warm (it was stored), "
+            "preempted (gave way to a real job; it runs again later), failed (dropped)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in WARM_OUTCOMES:
+            self.warm_jobs.labels(outcome=outcome)
+        self.result_lookups = Counter(
+            "npc_result_lookups", "real jobs that looked their video up in storage", registry=self.registry
+        )
+        self.warm_hits = Counter(
+            "npc_warm_hits", "real jobs whose video a warm job had made (or was making: joined)", registry=self.registry
+        )
+        self._tally = {"lookups": 0, "warm_hits": 0}
+        self.warm_hit_ratio = Gauge(
+            "npc_warm_hit_ratio", "warm hits / result lookups since this worker started", registry=self.registry
+        )
+        self.warm_hit_ratio.set_function(lambda: self._tally["warm_hits"] / max(1, self._tally["lookups"]))
         self.phase_seconds = Histogram(
             "npc_job_phase_seconds",
             "time per job phase",
@@ -183,6 +221,14 @@ class WorkerMetrics:
         if result.timings.swap_ms:
             self.swap_seconds.labels(model=result.model).observe(result.timings.swap_ms / 1000)
 
+    def observe_lookup(self, warm_hit: bool) -> None:
+        """A real job looked its video up; `warm_hit`: a warm job had made it (or was making it)."""
+        self.result_lookups.inc()
+        self._tally["lookups"] += 1
+        if warm_hit:
+            self.warm_hits.inc()
+            self._tally["warm_hits"] += 1
+
     def observe_retry(self, code: ErrorCode) -> None:
         self.retries.labels(error_code=code.value).inc()
 
@@ -199,6 +245,10 @@ class WorkerMetrics:
 
     def watch_model_counts(self, counts: Callable[[], dict[str, dict[str, int]]]) -> None:
         self.registry.register(_CountsCollector(counts))
+
+    def watch_warm_cache(self, read: Callable[[], tuple[int, int]]) -> None:
+        """`read()` -> (videos, bytes) in the warm cache, read at scrape time (NaN when Redis cannot be read)."""
+        self.registry.register(_WarmCacheCollector(read))
 
     def watch_device_memory(self, read: Callable[[str], float]) -> None:
         """`read(kind)` for kind in allocated, reserved, total, peak (0 without a CUDA device)."""

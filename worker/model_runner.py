@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from models.catalog import Catalog
@@ -23,7 +24,8 @@ from npc_video_client.clock import Stopwatch
 from npc_video_client.errors import JobCancelled
 from pipelines.batching import run_batch
 from pipelines.conditioning import SEEDED_CONDITION_FAMILIES, ConditionCache, Conditioning
-from pipelines.runner import run_pipeline
+from pipelines.preview import PreviewMap, fit_preview_map
+from pipelines.runner import PreviewSink, run_pipeline
 from worker.group.lockstep import Channel, FollowerCall, FollowerStop
 from worker.job import Frames, JobHooks, Outcome, PreparedJob
 from worker.preparation import check_deadline
@@ -31,6 +33,20 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 BatchKey = Hashable
+
+
+@dataclass(frozen=True)
+class _PreviewTo:
+    """A job's hooks as the pipeline call's preview sink, telling them the preview's frame rate."""
+
+    hooks: JobHooks
+    duration_s: float  # of the generated clip: the preview's frames span it
+
+    def preview_due(self, step: int, total: int) -> bool:
+        return self.hooks.preview_due(step, total)
+
+    def preview(self, step: int, total: int, frames: Frames) -> None:
+        self.hooks.preview(step, total, frames, fps=round(frames.shape[0] / self.duration_s, 3))
 
 
 class ModelRunner:
@@ -41,6 +57,7 @@ class ModelRunner:
         self.group = group  # this process's part of a worker group, if it is in one
         cache_bytes = settings.condition_cache_size(pool.device)
         self.conditions = ConditionCache(cache_bytes) if cache_bytes > 0 else None
+        self._preview_maps: dict[str, PreviewMap] = {}
 
     def batch_key(self, prepared: PreparedJob) -> BatchKey | None:
         """What jobs must share to run through the denoiser together (model, size, generated frames and rate,
@@ -105,6 +122,7 @@ class ModelRunner:
 
     def _pipeline_call(self, loaded: LoadedModel, prepared: PreparedJob, hooks: JobHooks) -> Callable[[Any], Frames]:
         group = self.group
+        preview = self._previews(loaded, prepared, hooks) if prepared.envelope.preview else None
 
         def on_step(step: int, total: int) -> None:
             try:
@@ -126,7 +144,14 @@ class ModelRunner:
                 check_deadline(prepared.envelope)
             try:
                 frames = run_pipeline(
-                    pipe, loaded.family, request, prepared.image, on_step, recorder=prepared.stages, scope=scope
+                    pipe,
+                    loaded.family,
+                    request,
+                    prepared.image,
+                    on_step,
+                    recorder=prepared.stages,
+                    scope=scope,
+                    preview=preview,
                 )
             except BaseException:
                 if group is not None:
@@ -139,6 +164,16 @@ class ModelRunner:
             return frames
 
         return call
+
+    def _previews(self, loaded: LoadedModel, prepared: PreparedJob, hooks: JobHooks) -> tuple[PreviewMap, PreviewSink]:
+        """The model's latent-to-RGB map (fitted against its VAE the first time a job of it asks for previews) and
+        where the job's previews go."""
+        preview_map = self._preview_maps.get(loaded.name)
+        if preview_map is None:
+            preview_map = self._preview_maps[loaded.name] = fit_preview_map(loaded.pipe, loaded.family.name)
+            log.info("model %s: latent preview map fitted against its VAE", loaded.name)
+        request = prepared.request
+        return preview_map, _PreviewTo(hooks, request.generated_frames / request.generated_fps)
 
     def _conditioning(self, loaded: LoadedModel, request: Any, image_sha256: str) -> Conditioning:
         """The conditioning cache's scope of one call: its encoded start frame is keyed by the image's bytes and size

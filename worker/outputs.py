@@ -31,6 +31,7 @@ class Outputs:
                 self.storage.put(prepared.thumbnail_key, poster_path, THUMBNAIL_CONTENT_TYPE)
                 self.storage.put(prepared.video_key, video_path, MP4_CONTENT_TYPE)
                 prepared.timings.upload_ms = phase.ms()
+                prepared.stored_bytes = video_path.stat().st_size + poster_path.stat().st_size
         elif not prepared.timings.prepare_ms:
             prepared.timings.prepare_ms = prepared.clock.ms()
         prepared.timings.total_ms = prepared.clock.ms()

@@ -1,15 +1,18 @@
 """Stage 2, scheduling: what runs next, in two steps.
 
-1. Which owned entry the intake prepares next (`EntryPicker`): high is drained before normal before low, always.
-   Within a lane, the waiting entries that are due (retries wait for their backoff) run oldest first, except that
-   affinity (`Affinity`: the job's model is on the device already, no load or swap) may pick another among up to
-   `lookahead` read-ahead entries; an entry passed over `max_skips` times runs next, so none waits forever. Stale
-   entries of silent consumers are taken over at most once a second.
+1. Which owned entry the intake prepares next (`EntryPicker`): high is drained before normal before low, always,
+   and the warm lane (pre-generation) only when nothing else is ready for the device (`warm_allowed`). Within a
+   lane, the waiting entries that are due (retries wait for their backoff) run oldest first, except that affinity
+   (`Affinity`: the job's model is on the device already, no load or swap) may pick another among up to `lookahead`
+   read-ahead entries; an entry passed over `max_skips` times runs next, so none waits forever. Stale entries of
+   silent consumers are taken over at most once a second.
 2. Which prepared jobs the device runs next, and together (`ReadyQueue`): the job of the highest lane first (oldest
    first within a lane) and, with it, the ready jobs of the same lane that can share its denoiser calls (the same
    batch key), up to `max_batch`: a batch is formed only from the lane being served. A batch that has room waits
    for the jobs of its lane the intake is still preparing (`company`: entries already read, due, not yet ready), so
    jobs that were waiting together run together; with `wait_s` > 0 it also waits that long for jobs not yet read.
+   Warm jobs never take a real job's room; a real job put in while the device runs a warm one preempts it
+   (`on_put`, worker.device).
 
 The intake thread calls step 1 and puts into step 2; the device thread takes from step 2. Lease state changes only
 through the lease registry (worker.queue.leases).
@@ -29,7 +32,7 @@ from typing import Generic, Protocol, TypeVar
 from models.catalog import Catalog
 from models.pool import ModelPool
 from models.resolution import choose_model
-from npc_video_client.names import LANES_BY_PRIORITY, Lane
+from npc_video_client.names import ALL_LANES, LANES_BY_PRIORITY, Lane
 from worker.payload import read_job
 from worker.queue.leases import Lease, Leases
 
@@ -39,6 +42,7 @@ Prefer = Callable[[Lease], bool]  # run this one before the older ones?
 TAKE_OVER_SCAN_S = 1.0
 REMEMBERED_MODELS = 256
 STOP_POLL_S = 0.1
+WARM_RECHECK_MS = 100  # with warm entries waiting, the intake looks this often whether the device is free for one
 COMPANY_POLL_S = 0.01  # the intake may end an entry without putting it (a duplicate, a refused payload)
 COMPANY_WAIT_S = 0.5  # the most a batch waits for entries the intake is preparing (a slow image fetch, say)
 
@@ -88,12 +92,14 @@ class EntryPicker:
         lookahead: int = 1,
         max_skips: int = 3,
         prefer: Prefer | None = None,
+        warm_allowed: Callable[[], bool] = lambda: False,
     ) -> None:
         self.leases = leases
         self.block_ms = block_ms
         self.lookahead = lookahead
         self.max_skips = max_skips
         self.prefer = prefer
+        self.warm_allowed = warm_allowed
         self._last_scan = float("-inf")
         self._quiet_until = float("-inf")
 
@@ -105,26 +111,35 @@ class EntryPicker:
     def next_lease(self) -> Lease | None:
         """The next entry to run (marked running), or None after waiting up to block_ms with nothing to do."""
         self._take_over_stale()
-        for lane in LANES_BY_PRIORITY:
+        lanes = self._lanes()
+        for lane in lanes:
             chosen = self._pick(lane)
             if chosen is None and self.leases.read_new([lane], count=self.lookahead, block_ms=None):
                 chosen = self._pick(lane)
             if chosen is not None:
                 return chosen
-        self.leases.read_new(list(LANES_BY_PRIORITY), count=1, block_ms=self._block_ms())
-        for lane in LANES_BY_PRIORITY:
+        warm_waiting = any(lease.warm for lease in self.leases.waiting())
+        blocking = [lane for lane in lanes if lane is not Lane.WARM or not warm_waiting]
+        self.leases.read_new(blocking, count=1, block_ms=self._block_ms(warm_waiting))
+        for lane in self._lanes():
             chosen = self._pick(lane)
             if chosen is not None:
                 return chosen
         return None
 
-    def _block_ms(self) -> int:
-        """Block no longer than until the next waiting entry falls due (a retry)."""
+    def _lanes(self) -> tuple[Lane, ...]:
+        """The real lanes, and the warm lane while the device has nothing else to do next."""
+        return ALL_LANES if self.warm_allowed() else LANES_BY_PRIORITY
+
+    def _block_ms(self, warm_waiting: bool) -> int:
+        """Block no longer than until the next waiting entry falls due (a retry), nor, with warm entries waiting,
+        than WARM_RECHECK_MS (the device may be free for one by then)."""
+        longest = min(self.block_ms, WARM_RECHECK_MS) if warm_waiting else self.block_ms
         dues = [lease.due for lease in self.leases.waiting() if lease.due > 0]
         if not dues:
-            return self.block_ms
+            return longest
         until_due_ms = int((min(dues) - time.monotonic()) * 1000)
-        return max(1, min(self.block_ms, until_due_ms))
+        return max(1, min(longest, until_due_ms))
 
     def _take_over_stale(self) -> None:
         """At most one scan a second (or per quarter of claim_idle_ms), up to `lookahead` entries per lane."""
@@ -132,7 +147,7 @@ class EntryPicker:
         if now < self._quiet_until or now - self._last_scan < min(TAKE_OVER_SCAN_S, self.leases.claim_idle_ms / 4000):
             return
         self._last_scan = now
-        for lane in LANES_BY_PRIORITY:
+        for lane in ALL_LANES:
             self.leases.take_over(lane, self.lookahead)
 
     def _pick(self, lane: Lane) -> Lease | None:
@@ -168,10 +183,12 @@ class _Waiting(Generic[T]):
 
 
 class ReadyQueue(Generic[T]):
-    """Prepared jobs waiting for the device, at most `capacity` of them (the intake waits for room)."""
+    """Prepared jobs waiting for the device, at most `capacity` of them at or above a job's lane (the intake waits
+    for room; a warm job never takes a real job's room). `on_put` hears of every job added."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, on_put: Callable[[T], None] | None = None) -> None:
         self.capacity = capacity
+        self.on_put = on_put
         self._waiting: list[_Waiting[T]] = []
         self._cond = threading.Condition()
 
@@ -182,13 +199,22 @@ class ReadyQueue(Generic[T]):
     def put(self, item: T, stopping: Callable[[], bool]) -> bool:
         """Wait for room, then add; False (not added) when `stopping()` turns true while waiting."""
         with self._cond:
-            while len(self._waiting) >= self.capacity:
+            while sum(1 for waiting in self._waiting if waiting.item.priority <= item.priority) >= self.capacity:
                 if stopping():
                     return False
                 self._cond.wait(STOP_POLL_S)
             self._waiting.append(_Waiting(item))
             self._cond.notify_all()
-            return True
+        if self.on_put is not None:
+            self.on_put(item)
+        return True
+
+    def put_back(self, item: T) -> None:
+        """A job that was ready before comes back (its warm run did not finish): it takes its place at once, over
+        the capacity if need be (the device thread calls this, and only it makes room)."""
+        with self._cond:
+            self._waiting.append(_Waiting(item))
+            self._cond.notify_all()
 
     def take(
         self,

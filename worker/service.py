@@ -15,6 +15,7 @@ Threads, and what each owns (the lease registry, worker.queue.leases, owns every
 - keepalive: refreshes every owned entry and held job lock; hands waiting entries back during a drain;
 - finish (an executor of one thread): encodes, stores and writes the terminal write of each generated job;
 - announce (an executor of one thread): begins each run (attempt counted, job:processing) beside the device;
+- preview (an executor of one thread): encodes and writes the live previews a job asked for;
 - batch members (pipelines.batching): one short-lived thread per job of a batch, for its pipeline call;
 - HTTP (worker.http, started by `npc-worker serve`): /healthz, /readyz, /metrics;
 - DNS (worker.fetch.http): a short-lived thread per base-image host lookup, abandoned at its deadline.
@@ -30,6 +31,7 @@ import logging
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -57,6 +59,8 @@ from worker.scheduling import Affinity, EntryPicker, ReadyQueue
 from worker.settings import Settings
 from worker.shutdown import ImmediateShutdown, ShutdownFlag
 from worker.state import StateMachine, WorkerState
+from worker.warm_cache import WarmCache
+from worker.warm_runs import WarmHooks
 
 log = logging.getLogger(__name__)
 READY_POLL_S = 0.2  # the device loop looks at the stop flag (and beats) at least this often when idle
@@ -136,14 +140,28 @@ class Worker:
             refresh_urls=runtime.outputs.refresh_urls,
         )
 
+        self.warm = WarmCache(
+            client,
+            self.names,
+            runtime.storage,
+            ttl_s=settings.warm_ttl_s,
+            budget_bytes=settings.warm_cache_bytes,
+        )
+
         # the stages and the typed hand-offs between them
         self.batch_limit = settings.batch_limit(runtime.pool.device)
-        self.ready: ReadyQueue[ReadyJob] = ReadyQueue(capacity=self.batch_limit)
+        self.ready: ReadyQueue[ReadyJob] = ReadyQueue(
+            capacity=self.batch_limit,
+            on_put=lambda job: self.device.on_ready(job),  # noqa: PLW0108 - the device is built after this queue
+        )
+        self.picker.warm_allowed = lambda: len(self.ready) == 0
         # Frames wait for encoding in memory: a few jobs' worth at most, so the device runs ahead of the finisher
         # without holding every video of a backlog.
         self.finisher = FinishStage(
             outputs=runtime.outputs,
             endings=self.endings,
+            warm=self.warm,
+            redis=self.redis,
             leases=self.leases,
             runs=self.runs,
             metrics=metrics,
@@ -164,6 +182,8 @@ class Worker:
             finisher=self.finisher,
             redis=self.redis,
             make_hooks=self._hooks,
+            join=lambda job: self.device.join(job),  # noqa: PLW0108 - the device is built after the intake
+            warm=self.warm,
             shutdown=shutdown,
             metrics=metrics,
         )
@@ -174,7 +194,9 @@ class Worker:
             endings=self.endings,
             finisher=self.finisher,
             metrics=metrics,
+            ready_again=self.ready.put_back,
         )
+        self._previews = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
         self.keepalive = Keepalive(
             leases=self.leases, gate=self.gate, runs=self.runs, shutdown=shutdown, claim_idle_ms=settings.claim_idle_ms
         )
@@ -211,6 +233,7 @@ class Worker:
             self.keepalive.stop()
             self.finisher.close()
             self.device.close()
+            self._previews.shutdown(wait=False, cancel_futures=True)
 
     @property
     def jobs_done(self) -> int:
@@ -264,7 +287,9 @@ class Worker:
         if self.group is not None:
             self.group.send(Dismiss())
 
-    def _hooks(self, run: Run) -> RedisJobHooks:
+    def _hooks(self, run: Run) -> RedisJobHooks | WarmHooks:
+        if run.lease.warm:
+            return WarmHooks(on_step=self._step, preempted=self.device.preempted)
         return RedisJobHooks(
             self.events,
             self.states,
@@ -273,6 +298,8 @@ class Worker:
             run,
             progress_interval_ms=self.settings.progress_interval_ms,
             on_step=self._step,
+            preview_interval_ms=self.settings.preview_interval_ms,
+            previews=self._previews,
         )
 
     def _step(self) -> None:
@@ -324,4 +351,5 @@ def watch_metrics(service: Worker) -> None:
     metrics.watch_heartbeat(service.last_beat)
     metrics.watch_queue(lambda: read_queue(service.client, service.names), [lane.value for lane in LANES_BY_PRIORITY])
     metrics.watch_model_counts(service.runtime.pool.counts)
+    metrics.watch_warm_cache(service.warm.reading)
     metrics.watch_device_memory(service.runtime.pool.device_memory)

@@ -131,6 +131,21 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(default=100_000, ge=1, description="approximate MAXLEN of the events stream")
     events_channel: str | None = Field(default=None, description="also PUBLISH every event on this channel")
     progress_interval_ms: int = Field(default=250, ge=0, description="least time between progress events of a job")
+    preview_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="least time between live previews of a job that asks for them (the first comes at step 1)",
+    )
+    warm_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="a warmed video not used for this long leaves the warm cache (its objects are deleted)",
+    )
+    warm_cache_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="storage the warmed videos may take (e.g. 10GiB); beyond it the least recently used leave",
+    )
     affinity_lookahead: int = Field(
         default=4, ge=1, description="pending entries of a lane considered to prefer the model on the device"
     )
@@ -167,7 +182,7 @@ class Settings(BaseSettings):
             raise ValueError(f"device {value!r} must be auto, cpu, cuda or cuda:N")
         return value
 
-    @field_validator("device_memory_budget", "condition_cache_bytes", mode="before")
+    @field_validator("device_memory_budget", "condition_cache_bytes", "warm_cache_bytes", mode="before")
     @classmethod
     def _parse_budget(cls, value: Any) -> Any:
         return parse_byte_size(value) if isinstance(value, str) else value

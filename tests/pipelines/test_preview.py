@@ -72,10 +72,10 @@ class Sink:
         self.every = every
         self.sent: list[tuple[int, np.ndarray]] = []
 
-    def due(self, step: int, total: int) -> bool:
+    def preview_due(self, step: int, total: int) -> bool:
         return step == 1 or step % self.every == 0 or step == total
 
-    def send(self, step: int, total: int, frames: np.ndarray) -> None:
+    def preview(self, step: int, total: int, frames: np.ndarray) -> None:
         self.sent.append((step, frames))
 
 

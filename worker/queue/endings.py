@@ -7,6 +7,9 @@ letter, all written by worker.queue.outcomes in one atomic step. A failure the r
 allows again becomes a retryable job:failed and a later run of the same entry. An entry of a job that already
 ended is acknowledged as a duplicate; a run that never began (a stop while it waited for the device) is let go.
 Counted on /metrics once, when the write happened.
+
+A warm (pre-generation) job ends with its final event only: no result, no state, no dead letter, and a failure is
+final (dropped, never retried); one that gave way to a real job (`preempted`) is let go to run again later.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class Endings:
     def failed(self, run: Run, error: JobError, partial: JobResult | None, *, batched: bool = False) -> None:
         """A failed attempt: run it again later when the retry policy says so (alone, if it failed in a batch:
         an out-of-memory batch retries its members one by one), else end the job."""
-        delay_s = self.policy.delay_s(error, run.attempt)
+        delay_s = None if run.lease.warm else self.policy.delay_s(error, run.attempt)
         if delay_s is None:
             self.end(run.lease, run.job_id, error, run=run, partial=partial)
             return
@@ -98,6 +101,8 @@ class Endings:
         """The terminal write of a job: completed (`result`) or ended by `error`. `metadata` is the envelope's
         when there is no run (a payload refused before any run); `result_key` is False for an entry without a
         usable job id (no result is stored for it, only its event and dead letter)."""
+        warm = lease.warm
+        result_key = result_key and not warm
         attempt = run.attempt if run else 0
         metadata = run.metadata if run else metadata
         dead_error = None
@@ -112,7 +117,8 @@ class Endings:
                 event = self.events.stamp(JobExpiredEvent, job_id=job_id, deadline=error.deadline_ms, metadata=metadata)
             else:
                 event = self.failed_event(job_id, error, attempt, retryable=False, metadata=metadata)
-                dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
+                if not warm:
+                    dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
         stored = result
         progress = run.progress if run else Progress()
         state = self.states.final(result, attempt, progress) if result_key else None
@@ -133,6 +139,13 @@ class Endings:
         if not written:
             log.info("job had already ended elsewhere; this run's %s outcome was not written", result.status.value)
             self.metrics.duplicates.inc()
+            return
+        if warm:
+            outcome = (
+                "failed" if result.status != JobStatus.COMPLETED else "already_warm" if result.cache_hit else "finished"
+            )
+            self.metrics.warm_jobs.labels(outcome=outcome).inc()
+            log.info("warm job ended: %s", outcome if result.error_message is None else result.error_message)
             return
         self.metrics.observe_final(result)
         self.jobs_done += 1
@@ -157,6 +170,11 @@ class Endings:
         self.redis.call(lambda: self.outcomes.duplicate(lease, job_id, refreshed))
         self.metrics.duplicates.inc()
         self.leases.release(lease)
+
+    def preempted(self, run: Run) -> None:
+        """A warm run that gave way to a real job: let go like a run that never began, to run again later."""
+        self.abandon(run)
+        self.metrics.warm_jobs.labels(outcome="preempted").inc()
 
     def abandon(self, run: Run) -> None:
         """A claimed run that never began (a stop while it waited for the device): its lock is let go and its

@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from npc_video_client.names import GROUP, LANES_BY_PRIORITY, Lane, StreamNames
+from npc_video_client.names import ALL_LANES, GROUP, Lane, StreamNames
 from npc_video_client.protocol import text
 from worker.queue.connection import run_scripts
 
@@ -93,7 +93,7 @@ class Lease:
 
     @property
     def priority(self) -> int:
-        return LANES_BY_PRIORITY.index(self.lane)
+        return ALL_LANES.index(self.lane)
 
     @property
     def due(self) -> float:
@@ -110,6 +110,11 @@ class Lease:
     @property
     def solo(self) -> bool:
         return self._solo
+
+    @property
+    def warm(self) -> bool:
+        """A pre-generation entry (the warm lane): it runs only while no real job is ready, and yields to one."""
+        return self.lane is Lane.WARM
 
     @property
     def job_id(self) -> str | None:
@@ -202,7 +207,7 @@ class Leases:
     # -- acquiring --------------------------------------------------------------------------------------
     def ensure_groups(self) -> None:
         """Create the group on every lane (MKSTREAM; from id 0 so jobs enqueued before any worker count)."""
-        for stream in self.names.lanes:
+        for stream in self.names.all_lanes:
             try:
                 self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -240,7 +245,7 @@ class Leases:
     def recover_own(self) -> list[Lease]:
         """Entries this consumer name owned when its previous process stopped: they are ours, run them first."""
         leases = []
-        for lane in LANES_BY_PRIORITY:
+        for lane in ALL_LANES:
             stream = self.names.lane(lane)
             pending: Any = self.client.xpending_range(
                 stream, GROUP, min="-", max="+", count=10_000, consumername=self.consumer

@@ -1,4 +1,5 @@
-"""What a running job tells Redis and asks of it at every denoising step: progress events and cancellation.
+"""What a running job tells Redis and asks of it at every denoising step: progress events and state, cancellation,
+and the live previews a job asked for (encoded and written on the `preview` thread, worker.previews).
 
 A Redis outage during generation does not fail the job: these intermediate events and checks are skipped with a
 warning (and not tried again for a short while, so an outage cannot stall every step); the terminal write waits
@@ -7,15 +8,18 @@ for Redis to come back instead.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 
+import numpy as np
 import redis
 
-from npc_video_client.contract import JobProgressEvent
+from npc_video_client.contract import JobPreviewEvent, JobProgressEvent
 from npc_video_client.errors import JobError
+from worker.previews import PreviewThrottle, as_base64, encode_webp
 from worker.queue.events import EventWriter, ProgressThrottle
 from worker.queue.job_state import JobStates, Progress
 from worker.queue.runs import Run
@@ -39,6 +43,8 @@ class RedisJobHooks:
         *,
         progress_interval_ms: int,
         on_step: Callable[[], None],
+        preview_interval_ms: int,
+        previews: Executor,
     ) -> None:
         self.events = events
         self.states = states
@@ -47,6 +53,8 @@ class RedisJobHooks:
         self.run = run
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
+        self.preview_throttle = PreviewThrottle(preview_interval_ms)
+        self.previews = previews
         self._redis_down_until = 0.0
         self._begun: Future[int] | None = None
         self._gave_up: Callable[[int], JobError | None] | None = None
@@ -68,6 +76,30 @@ class RedisJobHooks:
             )
             state = self.states.running(run.job_id, run.attempt, run.progress)
             self._best_effort(lambda: self.events.emit(event, state))
+
+    def preview_due(self, step: int, total_steps: int) -> bool:
+        return self.preview_throttle.due(step)
+
+    def preview(self, step: int, total_steps: int, frames: np.ndarray, fps: float) -> None:
+        """Encode and write on the preview thread: the device goes on at once."""
+        run = self.run
+
+        def send() -> None:
+            event = self.events.stamp(
+                JobPreviewEvent,
+                job_id=run.job_id,
+                step=step,
+                total_steps=total_steps,
+                data=as_base64(encode_webp(frames, fps)),
+                width=int(frames.shape[2]),
+                height=int(frames.shape[1]),
+                frames=int(frames.shape[0]),
+                fps=fps,
+                metadata=run.metadata,
+            )
+            self._best_effort(lambda: self.events.emit(event))
+
+        self.previews.submit(contextvars.copy_context().run, send)
 
     def begin_with(self, begun: Future[int], gave_up: Callable[[int], JobError | None]) -> None:
         """The run's begin (attempt counted, job:processing written) is under way on another thread: the first

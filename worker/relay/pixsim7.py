@@ -41,6 +41,7 @@ from npc_video_client.contract import (
     JobEvent,
     JobExpiredEvent,
     JobFailedEvent,
+    JobPreviewEvent,
     JobProcessingEvent,
     JobProgressEvent,
 )
@@ -154,8 +155,8 @@ class Pixsim7Format:
                 return None
             fields = {"progress": event.progress, "step": event.step, "total_steps": event.total_steps}
             return PROGRESS_TYPE, "processing", fields
-        if self.events is Pixsim7Events.PROGRESS:
-            return None
+        if self.events is Pixsim7Events.PROGRESS or isinstance(event, JobPreviewEvent):
+            return None  # previews are images for a game's own UI: pixsim7's bus has no type for them
         return _terminal(event)
 
 

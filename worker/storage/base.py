@@ -19,6 +19,10 @@ class Storage(Protocol):
         """Store `source` under `key` so that readers never see a partial object."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object under `key` (nothing when there is none): warm-cache eviction (worker.warm_cache)."""
+        ...
+
     def url(self, key: str) -> str:
         """What a client fetches to play the object."""
         ...

@@ -65,6 +65,14 @@ class LocalStorage:
             reason = exc.strerror or type(exc).__name__
             raise JobError(ErrorCode.STORAGE_ERROR, f"writing {key} to local storage failed: {reason}") from exc
 
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("deleting %s under %s failed: %s", key, self.root, exc)
+            reason = exc.strerror or type(exc).__name__
+            raise JobError(ErrorCode.STORAGE_ERROR, f"deleting {key} from local storage failed: {reason}") from exc
+
     def url(self, key: str) -> str:
         """`{public_base_url}/{key}` (URL-quoted) when a web server serves the folder, else the file's file:// URL."""
         path = self._path(key)

@@ -159,6 +159,13 @@ class S3Storage:
                 f"(checksum {echoed}) but {size} bytes (checksum {checksum}) were sent; the object was deleted",
             )
 
+    def delete(self, key: str) -> None:
+        """DeleteObject (a missing object is no error in S3)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failure("deleting", key, exc) from exc
+
     def _discard(self, object_key: str) -> None:
         """Remove a bad upload so that `exists` can never report it as a cache hit."""
         try:

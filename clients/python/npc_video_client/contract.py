@@ -252,6 +252,11 @@ class JobEnvelope(BaseModel):
     submitted_at: Annotated[int, Field(ge=0, description="unix epoch milliseconds"), JsonNumber] | None = None
     contract_version: Annotated[ContractVersion | None, Field(description=VERSION_DESCRIPTION)] = None
     metadata: Annotated[Metadata | None, Field(description=METADATA_DESCRIPTION)] = None
+    preview: bool = Field(
+        default=False,
+        description="1.2: send job:preview events, small animated images of the video as it denoises "
+        "(never for warm jobs)",
+    )
 
     @field_validator("contract_version")
     @classmethod
@@ -404,6 +409,22 @@ class JobProgressEvent(_EventBase):
     progress: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+class JobPreviewEvent(_EventBase):
+    """1.2: what the video looks like at this step (the model's prediction of the clean video, without the VAE), for a
+    job whose envelope asked with `preview: true`: an animated image inline (`data`, base64), a few kilobytes."""
+
+    type: Literal["job:preview"] = "job:preview"
+    status: Literal[JobStatus.PROCESSING] = JobStatus.PROCESSING
+    step: int
+    total_steps: int
+    mime: Literal["image/webp"] = "image/webp"
+    data: str = Field(description="the image, base64")
+    width: int
+    height: int
+    frames: int = Field(description="frames of the animated image (latent frames of the video)")
+    fps: float = Field(description="its frame rate: the video's duration over its frames")
+
+
 class JobCompletedEvent(JobResult, _EventBase):
     type: Literal["job:completed"] = "job:completed"
     status: Literal[JobStatus.COMPLETED] = JobStatus.COMPLETED
@@ -430,7 +451,13 @@ class JobCancelledEvent(_EventBase):
 
 
 JobEvent = Annotated[
-    JobProcessingEvent | JobProgressEvent | JobCompletedEvent | JobFailedEvent | JobExpiredEvent | JobCancelledEvent,
+    JobProcessingEvent
+    | JobProgressEvent
+    | JobPreviewEvent
+    | JobCompletedEvent
+    | JobFailedEvent
+    | JobExpiredEvent
+    | JobCancelledEvent,
     Field(discriminator="type"),
 ]
 

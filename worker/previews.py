@@ -1,0 +1,48 @@
+"""Live previews as producers get them: a small animated WebP of the predicted clean video (pipelines.preview makes
+the frames) in a `job:preview` event, at the first step and then at most once per `preview_interval_ms`.
+
+The device only makes the frames (a small matrix product, a few kilobytes copied off the device); encoding the
+image and writing the event happen on the `preview` thread, so a preview costs the device almost nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import numpy as np
+from PIL import Image
+
+WEBP_QUALITY = 60
+
+
+def encode_webp(frames: np.ndarray, fps: float) -> bytes:
+    """uint8 (F, H, W, 3) as an animated WebP (a still one for one frame), looping."""
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    duration_ms = max(1, round(1000 / fps)) if fps > 0 else 100
+    images[0].save(
+        buffer, format="WEBP", save_all=len(images) > 1, append_images=images[1:], duration=duration_ms, loop=0,
+        quality=WEBP_QUALITY,
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
+def as_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class PreviewThrottle:
+    """The first step always, then at most one preview per interval."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_s = interval_ms / 1000
+        self._last = float("-inf")
+
+    def due(self, step: int) -> bool:
+        now = time.monotonic()
+        if step == 1 or now - self._last >= self.interval_s:
+            self._last = now
+            return True
+        return False

@@ -22,10 +22,11 @@ import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
+T = TypeVar("T")
 DENOISERS = ("transformer", "transformer_2", "unet")
 # Encoders go through tokenizers and image processors whose state is not thread-safe (a fast tokenizer's padding
 # settings are shared), and the Wan VAE keeps its causal-convolution cache on the module during encode and decode:
@@ -262,7 +263,7 @@ def member_pipeline(pipe: Any, batcher: ForwardBatcher) -> Any:
     return member
 
 
-def run_batch(pipe: Any, calls: Sequence[Callable[[Any], Any]]) -> list[Any]:
+def run_batch(pipe: Any, calls: Sequence[Callable[[Any], T]]) -> list[T | BaseException]:
     """Run `calls[i](member_pipe_i)` side by side, each in its own thread, their denoiser calls batched.
 
     Returns, in order, each call's return value or the exception it raised (a member's failure is its own).
@@ -270,7 +271,7 @@ def run_batch(pipe: Any, calls: Sequence[Callable[[Any], Any]]) -> list[Any]:
     if len(calls) == 1:
         return [_outcome(calls[0], pipe)]
     batcher = ForwardBatcher(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
+    outcomes: dict[int, T | BaseException] = {}
 
     def member(index: int) -> None:
         try:
@@ -283,10 +284,10 @@ def run_batch(pipe: Any, calls: Sequence[Callable[[Any], Any]]) -> list[Any]:
         thread.start()
     for thread in threads:
         thread.join()
-    return outcomes
+    return [outcomes[index] for index in range(len(calls))]
 
 
-def _outcome(call: Callable[[Any], Any], pipe: Any) -> Any:
+def _outcome(call: Callable[[Any], T], pipe: Any) -> T | BaseException:
     try:
         return call(pipe)
     except BaseException as exc:  # returned, not raised: the caller decides per member

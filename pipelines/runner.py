@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, Literal, Protocol, overload
 
 import numpy as np
 import torch
@@ -12,10 +12,49 @@ from PIL.Image import Image
 
 from pipelines.conditioning import Conditioning, conditioning, install_condition_cache
 from pipelines.family import Family
+from pipelines.preview import PreviewMap, X0Capture
 from pipelines.request import ResolvedRequest
 from pipelines.stages import StageRecorder, install_stage_hooks, recording
 
 StepCallback = Callable[[int, int], None]
+
+
+class PreviewSink(Protocol):
+    """Where a call's live previews go (pipelines.preview): asked at each step whether one is due."""
+
+    def due(self, step: int, total: int) -> bool: ...
+
+    def send(self, step: int, total: int, frames: np.ndarray) -> None: ...
+
+
+@overload
+def run_pipeline(
+    pipe: Any,
+    family: Family,
+    request: ResolvedRequest,
+    image: Image,
+    on_step: StepCallback,
+    *,
+    recorder: StageRecorder | None = None,
+    scope: Conditioning | None = None,
+    preview: tuple[PreviewMap, PreviewSink] | None = None,
+    decode: Literal[True] = True,
+) -> np.ndarray: ...
+
+
+@overload
+def run_pipeline(
+    pipe: Any,
+    family: Family,
+    request: ResolvedRequest,
+    image: Image,
+    on_step: StepCallback,
+    *,
+    recorder: StageRecorder | None = None,
+    scope: Conditioning | None = None,
+    preview: tuple[PreviewMap, PreviewSink] | None = None,
+    decode: Literal[False],
+) -> None: ...
 
 
 def run_pipeline(
@@ -27,33 +66,47 @@ def run_pipeline(
     *,
     recorder: StageRecorder | None = None,
     scope: Conditioning | None = None,
-) -> np.ndarray:
+    preview: tuple[PreviewMap, PreviewSink] | None = None,
+    decode: bool = True,
+) -> np.ndarray | None:
     """`on_step(step, total)` runs after every denoising step; raising from it stops the pipeline there.
 
     The generator lives on the CPU so a seed gives the same noise on every device. With a `recorder`, the call's
     stage timings and step ends are recorded into it (pipelines.stages); the call ends when the frames are numpy.
     With a `scope`, conditioning goes through its cache and its time is added up there (pipelines.conditioning).
+    With a `preview` (a model's map and a sink), the sink gets small frames of the predicted clean video at the
+    steps it asks for (after `on_step`, so a stopped call sends none). With `decode` False the call stops at the
+    latents and returns None (a worker group's followers: only the leader decodes).
     """
     install_condition_cache(pipe)  # before the timing layer: a cache hit is then timed, as a near-zero stage
     install_stage_hooks(pipe)
     total = request.steps
+    capture = X0Capture()
 
     def callback(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         if recorder is not None:
             recorder.step()
         on_step(step + 1, total)
+        if preview is not None and capture.latest is not None:
+            preview_map, sink = preview
+            if sink.due(step + 1, total):
+                sink.send(step + 1, total, preview_map.render(capture.latest))
         return tensors
 
     device = getattr(pipe, "_execution_device", None) if recorder is not None or scope is not None else None
     if scope is not None:
         scope.device = device
-    with recording(recorder, device), _maybe(scope):
+    with ExitStack() as stack:
+        stack.enter_context(recording(recorder, device))
+        stack.enter_context(_maybe(scope))
+        if preview is not None:
+            stack.enter_context(capture.watching(pipe.scheduler))
         output = pipe(
-            **{**family.call_kwargs(request, image), "output_type": "pt"},
+            **{**family.call_kwargs(request, image), "output_type": "pt" if decode else "latent"},
             generator=torch.Generator("cpu").manual_seed(request.seed),
             callback_on_step_end=callback,
         )
-        return frames_to_uint8(output)
+        return frames_to_uint8(output) if decode else None
 
 
 def frames_to_uint8(output: Any) -> np.ndarray:

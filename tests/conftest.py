@@ -13,8 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.tiny import build_wan_i2v, write_tiny_wan_lora
 from tests.support.catalogs import tiny_catalog_text, write_catalog
-from worker.jobs import JobRunner
-from worker.runtime import build_runner
+from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
 
@@ -55,14 +54,14 @@ def catalog_path(tmp_path: Path, tiny_wan_dir: Path, tiny_loras: dict[str, Path]
     return write_catalog(tmp_path, tiny_catalog_text(tiny_wan_dir, tiny_loras))
 
 
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 
 
 @pytest.fixture
 def make_runner(tmp_path: Path, catalog_path: Path) -> RunnerFactory:
-    """`make_runner(catalog_extra="...", **settings)`: a JobRunner on the tiny catalog, storage under tmp_path."""
+    """`make_runner(catalog_extra="...", **settings)`: a Runtime on the tiny catalog, storage under tmp_path."""
 
-    def factory(catalog_extra: str = "", **overrides: Any) -> JobRunner:
+    def factory(catalog_extra: str = "", **overrides: Any) -> Runtime:
         path = catalog_path
         if catalog_extra:
             path.write_text(path.read_text(encoding="utf-8") + "\n" + catalog_extra, encoding="utf-8")
@@ -73,11 +72,11 @@ def make_runner(tmp_path: Path, catalog_path: Path) -> RunnerFactory:
             "data_dir": tmp_path / "data",
         }
         values.update(overrides)
-        return build_runner(Settings(**values))
+        return build_runtime(Settings(**values))
 
     return factory
 
 
 @pytest.fixture
-def runner(make_runner: RunnerFactory) -> JobRunner:
+def runner(make_runner: RunnerFactory) -> Runtime:
     return make_runner()

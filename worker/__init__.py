@@ -1,3 +1,2 @@
-"""The npc_response video worker: contract, settings, job lifecycle, storage, encoding, CLI."""
-
-__version__ = "0.2.0"
+"""The running service: a job's stages (intake, scheduling, device, finishing, endings), the queue code under
+`worker.queue`, storage, health and metrics, the supervisor and the `npc-worker` CLI. docs/architecture.md maps it."""

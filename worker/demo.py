@@ -18,7 +18,7 @@ from pathlib import Path
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobResult
 from worker.local_redis import LocalRedisError, answers, throwaway_redis
-from worker.runtime import build_worker
+from worker.service import build_worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import redis
 
 from npc_video_client.errors import JobError
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.state import StateMachine, WorkerState
 from worker.storage import StorageConfigError
@@ -21,13 +21,13 @@ class Health:
         self,
         settings: Settings,
         state: StateMachine,
-        runner: JobRunner,
+        runtime: Runtime,
         client: redis.Redis,
         heartbeat_age_s: Callable[[], float],
     ) -> None:
         self.settings = settings
         self.state = state
-        self.runner = runner
+        self.runtime = runtime
         self.client = client
         self.heartbeat_age_s = heartbeat_age_s
         self._storage_checked = (float("-inf"), True, "")
@@ -38,7 +38,7 @@ class Health:
         age = self.heartbeat_age_s()
         state = self.state.current
         looping = state in (WorkerState.READY, WorkerState.DRAINING)
-        loading_since = self.runner.pool.loading_since
+        loading_since = self.runtime.pool.loading_since
         loading_s = time.monotonic() - loading_since if loading_since is not None else None
         loading = loading_s is not None and loading_s < self.settings.model_load_timeout_s
         progressing = age < self.settings.heartbeat_timeout_s or loading
@@ -53,7 +53,7 @@ class Health:
             redis_ok = bool(self.client.ping())
         except redis.RedisError:
             redis_ok = False
-        model_loaded = self.runner.pool.is_loaded(self.runner.catalog.defaults.model)
+        model_loaded = self.runtime.pool.is_loaded(self.runtime.catalog.defaults.model)
         storage_ok, storage_detail = self._storage_ready()
         ready = self.state.is_(WorkerState.READY) and redis_ok and model_loaded and storage_ok
         detail: dict[str, object] = {
@@ -71,7 +71,7 @@ class Health:
         checked_at, ok, detail = self._storage_checked
         if time.monotonic() - checked_at >= STORAGE_RECHECK_S:
             try:
-                self.runner.storage.check()
+                self.runtime.storage.check()
                 ok, detail = True, ""
             except (StorageConfigError, JobError) as exc:
                 ok, detail = False, str(exc)

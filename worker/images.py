@@ -115,7 +115,12 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             return oriented.convert("RGB")
     except JobError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:  # PIL's own message names its BytesIO object: say what it means instead
+        formats = ", ".join(sorted(DECODABLE_FORMATS))
+        raise _invalid(
+            f"base image cannot be decoded as an image: its {len(data)} bytes are none of the formats read ({formats})"
+        ) from exc
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise _invalid(f"base image cannot be decoded as an image: {exc}") from exc
 
 

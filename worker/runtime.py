@@ -1,23 +1,60 @@
-"""Build the long-lived parts from settings once: catalog, model pool, storage, job runner."""
+"""The long-lived parts, built once from settings: catalog, model pool, storage and the stages that use them.
+
+`Runtime.run` takes one job through the same stages as the service, in-process and without Redis (CLI `generate`,
+the bench, tests): read -> prepare -> generate (unless cached) -> store, every failure a result.
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
+from typing import Any
 
 from models.catalog import Catalog, load_catalog
 from models.embedded import ensure_embedded_catalog
 from models.pool import ModelPool
-from npc_video_client.contract import CONTRACT_VERSION
-from worker.jobs import JobRunner
-from worker.metrics import WorkerMetrics
-from worker.queue.connection import open_redis
-from worker.service import Worker, watch_metrics
+from npc_video_client.contract import CONTRACT_VERSION, ErrorCode, JobResult
+from npc_video_client.errors import JobError
+from worker.failures import as_job_error, failure_result
+from worker.group.lockstep import Channel
+from worker.job import JobHooks, PreparedJob, SilentHooks, request_summary
+from worker.model_runner import ModelRunner
+from worker.outputs import Outputs
+from worker.payload import read_job
+from worker.preparation import Preparer
 from worker.settings import Settings
-from worker.shutdown import ShutdownFlag
-from worker.storage import open_storage
+from worker.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
+UNKNOWN_JOB_ID = "unknown"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    pool: ModelPool
+    storage: Storage
+    preparer: Preparer
+    models: ModelRunner
+    outputs: Outputs
+
+    def run(self, payload: Any, hooks: JobHooks | None = None) -> JobResult:
+        """One job in-process; `payload` is JSON text or a decoded envelope. Never raises for the job's own
+        failures: they become its result here (the failure boundary)."""
+        hooks = hooks or SilentHooks()
+        read = read_job(payload, UNKNOWN_JOB_ID, self.settings.max_job_bytes)
+        prepared: PreparedJob | None = None
+        try:
+            if read.error is not None or read.envelope is None:
+                raise read.error or JobError(ErrorCode.INVALID_PARAMS, "job cannot be read")
+            prepared = self.preparer.prepare(read.envelope, hooks)
+            frames = None if self.preparer.is_cached(prepared) else self.models.generate(prepared, hooks)
+            return self.outputs.store(prepared, frames)
+        except Exception as exc:
+            partial = request_summary(read.job_id, prepared.request) if prepared else None
+            return failure_result(read.job_id, as_job_error(exc), partial, read.metadata)
 
 
 def load_configured_catalog(settings: Settings) -> Catalog:
@@ -52,24 +89,8 @@ def build_info(device: str) -> dict[str, str]:
     }
 
 
-def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
-    """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job."""
-    runner = build_runner(settings)
-    runner.storage.check()
-    client = open_redis(settings)
-    service = Worker(
-        settings=settings,
-        runner=runner,
-        client=client,
-        consumer=consumer_name(settings, runner.pool.device),
-        shutdown=shutdown,
-        metrics=WorkerMetrics(models=runner.catalog.models, build=build_info(runner.pool.device)),
-    )
-    watch_metrics(service)
-    return service
-
-
-def build_runner(settings: Settings) -> JobRunner:
+def build_runtime(settings: Settings, group: Channel | None = None) -> Runtime:
+    """`group`: this process's part of a worker group (worker.group), when it is in one."""
     catalog = load_configured_catalog(settings)
     pool = ModelPool(
         catalog=catalog,
@@ -77,4 +98,13 @@ def build_runner(settings: Settings) -> JobRunner:
         lora_cache_size=settings.lora_cache_size,
         device_memory_budget=settings.device_memory_budget,
     )
-    return JobRunner(settings, catalog, pool, open_storage(settings))
+    storage = open_storage(settings)
+    return Runtime(
+        settings=settings,
+        catalog=catalog,
+        pool=pool,
+        storage=storage,
+        preparer=Preparer(settings, catalog, pool, storage),
+        models=ModelRunner(settings, catalog, pool, group),
+        outputs=Outputs(storage),
+    )

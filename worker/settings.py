@@ -135,6 +135,25 @@ class Settings(BaseSettings):
         default=4, ge=1, description="pending entries of a lane considered to prefer the model on the device"
     )
     affinity_max_skips: int = Field(default=3, ge=0, description="times an entry may be passed over by affinity")
+    # -- worker groups (worker.group; set per process by `serve --devices ... --group N`) --
+    group_size: int = Field(
+        default=1, ge=1, le=64, description="processes (devices) of this worker's group; 1: a worker on its own"
+    )
+    group_rank: int = Field(default=0, ge=0, description="this process's rank in its group; 0 leads")
+    group_address: str = Field(
+        default="127.0.0.1:29500", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port where a group's members meet"
+    )
+    group_start_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="how long a group's members wait for each other at start (model loads included)",
+    )
+    group_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="longest wait on another member of the group (a collective): a dead or hung member ends the "
+        "group within this time",
+    )
     http_host: str = Field(default="0.0.0.0", description="address of /healthz, /readyz, /metrics")
     http_port: int = Field(default=8080, ge=0, le=65535, description="0 disables the HTTP server")
     log_format: Literal["text", "json"] = Field(
@@ -173,6 +192,15 @@ class Settings(BaseSettings):
             if match is None or not 0 < int(match.group("port")) < 65536:
                 raise ValueError(f"sentinel address {address!r} must be host:port, e.g. 10.0.0.5:26379")
         return addresses
+
+    @model_validator(mode="after")
+    def _check_group(self) -> Settings:
+        if self.group_rank >= self.group_size:
+            raise ValueError(
+                f"NPC_WORKER_GROUP_RANK {self.group_rank} is not below NPC_WORKER_GROUP_SIZE {self.group_size}; "
+                "ranks run from 0 (the leader) to size - 1 (`serve --devices ... --group N` sets both)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_redis_topology(self) -> Settings:
@@ -222,7 +250,10 @@ class Settings(BaseSettings):
         return 2 * 1024**3 if device.startswith("cuda") else 256 * 1024**2
 
     def batch_limit(self, device: str) -> int:
-        """How many compatible jobs may share one denoiser call on this device."""
+        """How many compatible jobs may share one denoiser call on this device (one at a time in a worker group:
+        its members run each call in lockstep)."""
+        if self.group_size > 1:
+            return 1
         if self.max_batch is not None:
             return self.max_batch
         return 4 if device.startswith("cuda") else 1

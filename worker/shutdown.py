@@ -10,6 +10,21 @@ import signal
 import threading
 from types import FrameType
 
+_early_signals: list[int] = []
+
+
+def _record_early(signum: int, _frame: FrameType | None) -> None:
+    _early_signals.append(signum)
+
+
+def catch_early_signals() -> None:
+    """Called first thing in a worker process (`python -m worker serve`, what the supervisor starts), before the
+    heavy imports: a SIGTERM/SIGINT that comes while it is still importing is kept, and `ShutdownFlag.install`
+    honours it as a graceful stop (the worker exits 0 before taking anything), instead of the signal's default
+    action killing a process that had done nothing yet."""
+    signal.signal(signal.SIGTERM, _record_early)
+    signal.signal(signal.SIGINT, _record_early)
+
 
 class ImmediateShutdown(BaseException):
     """Raised at the next safe point after a second signal. A BaseException so no job handler catches it."""
@@ -21,8 +36,12 @@ class ShutdownFlag:
         self.stopping = threading.Event()
 
     def install(self) -> None:
+        """Take over SIGTERM/SIGINT, counting those that came before (worker.shutdown.catch_early_signals)."""
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
+        for signum in _early_signals:
+            self._handle(signum, None)
+        _early_signals.clear()
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         self.signals += 1

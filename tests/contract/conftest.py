@@ -15,8 +15,7 @@ import pytest
 from npc_video_client.names import StreamNames
 from tests.support.catalogs import tiny_catalog_text, write_catalog
 from tests.support.redis_server import RedisServer
-from worker.runtime import build_worker
-from worker.service import Worker
+from worker.service import Worker, build_worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
 

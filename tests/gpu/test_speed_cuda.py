@@ -12,12 +12,11 @@ import torch
 
 from npc_video_client.contract import JobStatus
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner
-from worker.runtime import build_runner
+from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
 pytestmark = pytest.mark.gpu
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 JOB = {"width": 32, "height": 32, "duration": 0.5, "steps": 2}
 
 
@@ -68,7 +67,7 @@ def test_fp8_matmul_quantizes_the_denoiser_and_takes_a_lora(tmp_path: Path) -> N
         f'[loras.narrow-lora]\npath = "{lora}"\n',
         encoding="utf-8",
     )
-    runner = build_runner(
+    runner = build_runtime(
         Settings(catalog=catalog, device="cuda", storage_url=f"file://{tmp_path / 'out'}", data_dir=tmp_path / "data")
     )
     job = {**JOB, "width": 64, "height": 64}

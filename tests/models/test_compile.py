@@ -14,9 +14,10 @@ from models.tiny import write_tiny_wan_lora
 from npc_video_client.contract import ErrorCode, JobEnvelope, JobStatus
 from npc_video_client.errors import JobError
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner, SilentHooks
+from worker.job import SilentHooks
+from worker.runtime import Runtime
 
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 JOB = {"width": 32, "height": 32, "duration": 0.5, "steps": 2}
 COMPILED_SLOTS = """
 [models.tiny-wan.speed]
@@ -45,9 +46,9 @@ def compilations() -> tuple[int, int]:
     return counters["frames"]["total"], counters["stats"]["unique_graphs"]
 
 
-def frames(runner: JobRunner, loras: list[str], job_id: str = "job") -> np.ndarray:
-    prepared = runner.prepare(JobEnvelope.model_validate(envelope(job_id, loras=loras, **JOB)), SilentHooks())
-    return runner.generate(prepared, SilentHooks())
+def frames(runner: Runtime, loras: list[str], job_id: str = "job") -> np.ndarray:
+    prepared = runner.preparer.prepare(JobEnvelope.model_validate(envelope(job_id, loras=loras, **JOB)), SilentHooks())
+    return runner.models.generate(prepared, SilentHooks())
 
 
 def test_switching_loras_in_hotswap_slots_does_not_recompile(make_runner: RunnerFactory) -> None:

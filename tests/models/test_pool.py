@@ -15,10 +15,10 @@ from models.residency import weight_bytes
 from models.tiny import build_wan_i2v
 from npc_video_client.contract import JobResult, JobStatus
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 from worker.settings import Settings
 
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 OTHER = "other-wan"
 
 
@@ -51,7 +51,7 @@ model = "{OTHER}"
 """
 
 
-def run(runner: JobRunner, index: int, model: str) -> JobResult:
+def run(runner: Runtime, index: int, model: str) -> JobResult:
     style = "anime" if model == OTHER else None
     job = envelope(f"j{index}", seed=index, width=32, height=32, duration=0.5, steps=1, art_style=style)
     result = runner.run(job)

@@ -17,9 +17,9 @@ from npc_video_client.contract import JobStatus
 from tests.support.catalogs import tiny_catalog_text, write_catalog
 from tests.support.jobs import envelope
 from tests.support.video import decode_mp4, path_of
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 
 
 def attention_backends(model: Any) -> set[str | None]:
@@ -32,7 +32,7 @@ def speed_table(body: str) -> str:
     return f"[models.tiny-wan.speed]\n{body}\n"
 
 
-def generate(runner: JobRunner) -> None:
+def generate(runner: Runtime) -> None:
     result = runner.run(envelope(width=32, height=32, duration=0.5, steps=2))
     assert result.status == JobStatus.COMPLETED, result.error_message
 

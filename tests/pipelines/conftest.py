@@ -11,11 +11,10 @@ import pytest
 from npc_video_client.contract import JobResult, JobStatus
 from tests.support.catalogs import write_catalog
 from tests.support.video import decode_mp4, path_of
-from worker.jobs import JobRunner
-from worker.runtime import build_runner
+from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
-FamilyRunner = Callable[..., JobRunner]
+FamilyRunner = Callable[..., Runtime]
 MODEL = "tiny"
 
 
@@ -23,7 +22,7 @@ MODEL = "tiny"
 def family_runner(tmp_path_factory: pytest.TempPathFactory) -> FamilyRunner:
     """`family_runner(family, model_dir, loras={name: path})`: catalog model "tiny", outputs in a fresh folder."""
 
-    def factory(family: str, model_dir: Path, loras: Mapping[str, Path] | None = None) -> JobRunner:
+    def factory(family: str, model_dir: Path, loras: Mapping[str, Path] | None = None) -> Runtime:
         root = tmp_path_factory.mktemp(family)
         lora_tables = "".join(
             f'[loras.{name}]\npath = "{path}"\ntrigger = "{name} look"\n\n' for name, path in (loras or {}).items()
@@ -38,7 +37,7 @@ def family_runner(tmp_path_factory: pytest.TempPathFactory) -> FamilyRunner:
             storage_url=f"file://{root / 'outputs'}",
             data_dir=root / "data",
         )
-        return build_runner(settings)
+        return build_runtime(settings)
 
     return factory
 

@@ -17,7 +17,8 @@ from npc_video_client.errors import JobCancelled
 from pipelines.batching import ForwardBatcher, member_pipeline, run_batch
 from pipelines.runner import run_pipeline
 from tests.support.jobs import data_uri, envelope, png_bytes
-from worker.jobs import JobRunner, PreparedJob, SilentHooks
+from worker.job import PreparedJob, SilentHooks
+from worker.runtime import Runtime
 
 # Frames are uint8: a batched job may differ from the same job alone by rounding at a few pixels, never more.
 MAX_ABS_DIFFERENCE = 2
@@ -32,11 +33,11 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {family: root / family for family in TINY_BUILDERS}
 
 
-def _prepared(runner: JobRunner, job_id: str, **params: Any) -> PreparedJob:
-    return runner.prepare(JobEnvelope.model_validate(envelope(job_id, **params)), SilentHooks())
+def _prepared(runner: Runtime, job_id: str, **params: Any) -> PreparedJob:
+    return runner.preparer.prepare(JobEnvelope.model_validate(envelope(job_id, **params)), SilentHooks())
 
 
-def _jobs(runner: JobRunner) -> list[PreparedJob]:
+def _jobs(runner: Runtime) -> list[PreparedJob]:
     """Three compatible jobs: other images, prompts and seeds; the same size, frames, steps and cfg."""
     images = [png_bytes(color=color) for color in ((200, 120, 40), (30, 200, 90), (90, 40, 220))]
     return [
@@ -47,7 +48,7 @@ def _jobs(runner: JobRunner) -> list[PreparedJob]:
     ]
 
 
-def _run(pipe: Any, runner: JobRunner, prepared: PreparedJob, steps: list[int] | None = None) -> np.ndarray:
+def _run(pipe: Any, runner: Runtime, prepared: PreparedJob, steps: list[int] | None = None) -> np.ndarray:
     loaded = runner.pool.get(prepared.request.model)
     return run_pipeline(
         pipe,
@@ -67,7 +68,7 @@ def _close(batched: np.ndarray, alone: np.ndarray) -> None:
 
 @pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
 def test_a_batched_job_matches_the_same_job_alone(
-    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]
+    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:
     runner = family_runner(family, model_dirs[family])
     jobs = _jobs(runner)
@@ -98,11 +99,11 @@ def test_members_sharing_cached_conditioning_still_get_a_sample_each(model_dirs,
     from pipelines.conditioning import ConditionCache
 
     runner = family_runner("wan-i2v", model_dirs["wan-i2v"])
-    runner.conditions = ConditionCache(64 * 1024**2)
+    runner.models.conditions = ConditionCache(64 * 1024**2)
     jobs = [_prepared(runner, f"s{index}", seed=index, steps=2, duration=0.5) for index in range(3)]
-    runner.generate(jobs[0], SilentHooks())  # fills the cache
-    alone = [runner.generate(job, SilentHooks()) for job in jobs]
-    batched = runner.generate_batch([(job, SilentHooks()) for job in jobs])
+    runner.models.generate(jobs[0], SilentHooks())  # fills the cache
+    alone = [runner.models.generate(job, SilentHooks()) for job in jobs]
+    batched = runner.models.generate_batch([(job, SilentHooks()) for job in jobs])
     for frames, reference in zip(batched, alone, strict=True):
         assert isinstance(frames, np.ndarray), frames
         _close(frames, reference)

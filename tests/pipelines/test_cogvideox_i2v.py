@@ -6,11 +6,11 @@ import pytest
 
 from models.tiny import build_cogvideox_i2v
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     model = tmp_path_factory.mktemp("cogvideox-model") / "model"
     build_cogvideox_i2v(model, seed=0)
     return family_runner("cogvideox-i2v", model)
@@ -24,7 +24,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner
     ],
 )
 def test_snaps_to_the_grid_and_frames_that_decode_back_exactly(
-    runner: JobRunner, video_of, fps: int, duration: float, generated: int, frames: int
+    runner: Runtime, video_of, fps: int, duration: float, generated: int, frames: int
 ) -> None:
     result = runner.run(envelope(f"cog-{frames}", width=70, height=52, fps=fps, duration=duration))
     assert (result.width, result.height, result.num_frames, result.fps) == (64, 48, frames, fps)

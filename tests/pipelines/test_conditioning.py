@@ -17,7 +17,8 @@ from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import JobEnvelope
 from pipelines.conditioning import ConditionCache, size_of
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner, SilentHooks
+from worker.job import SilentHooks
+from worker.runtime import Runtime
 
 ENCODERS = ("text_encoder", "image_encoder")
 
@@ -43,20 +44,20 @@ def _count_encoder_calls(pipe: Any) -> Counter[str]:
     return calls
 
 
-def _generate(runner: JobRunner, **params: Any) -> tuple[np.ndarray, float]:
-    prepared = runner.prepare(JobEnvelope.model_validate(envelope(**params)), SilentHooks())
-    frames = runner.generate(prepared, SilentHooks())
+def _generate(runner: Runtime, **params: Any) -> tuple[np.ndarray, float]:
+    prepared = runner.preparer.prepare(JobEnvelope.model_validate(envelope(**params)), SilentHooks())
+    frames = runner.models.generate(prepared, SilentHooks())
     return frames, prepared.timings.condition_ms
 
 
 @pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
 def test_a_repeated_job_skips_every_encoder_and_gives_the_same_bytes(
-    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]
+    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:
     runner = family_runner(family, model_dirs[family])
-    runner.conditions = None
+    runner.models.conditions = None
     uncached, _ = _generate(runner, steps=2)
-    runner.conditions = ConditionCache(64 * 1024**2)
+    runner.models.conditions = ConditionCache(64 * 1024**2)
     calls = _count_encoder_calls(runner.pool.get("tiny").pipe)
 
     first, first_ms = _generate(runner, steps=2)
@@ -66,15 +67,15 @@ def test_a_repeated_job_skips_every_encoder_and_gives_the_same_bytes(
     assert np.array_equal(first, uncached) and np.array_equal(again, uncached)
     assert after_first["vae_encode"] >= 1
     assert calls == after_first  # the repeat ran no encoder at all
-    assert runner.conditions.hits >= 2
+    assert runner.models.conditions.hits >= 2
     assert first_ms > 0 and again_ms < first_ms
 
 
-def test_other_prompts_and_images_miss(model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]) -> None:
+def test_other_prompts_and_images_miss(model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]) -> None:
     from tests.support.jobs import data_uri, png_bytes
 
     runner = family_runner("wan-i2v", model_dirs["wan-i2v"])
-    runner.conditions = ConditionCache(64 * 1024**2)
+    runner.models.conditions = ConditionCache(64 * 1024**2)
     calls = _count_encoder_calls(runner.pool.get("tiny").pipe)
     _generate(runner, steps=1)
     assert calls["text_encoder"] == 2  # the prompt and the negative prompt (cfg > 1)

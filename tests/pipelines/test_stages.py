@@ -33,7 +33,8 @@ from pipelines.stages import (
     recording,
 )
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner, SilentHooks
+from worker.job import SilentHooks
+from worker.runtime import Runtime
 
 # SVD has no text input; every family encodes the start frame with its VAE.
 WITHOUT_TEXT = {"svd"}
@@ -48,14 +49,14 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def wan_runner(model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]) -> JobRunner:
+def wan_runner(model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]) -> Runtime:
     """A tiny Wan 2.1 runner whose pipeline gets only the timing layer (run_pipeline installs it)."""
     return family_runner("wan-i2v", model_dirs["wan-i2v"])
 
 
-def _call(runner: JobRunner, recorder: StageRecorder | None, **params: Any) -> tuple[float, list[int]]:
+def _call(runner: Runtime, recorder: StageRecorder | None, **params: Any) -> tuple[float, list[int]]:
     """One pipeline call of a job on the runner's model; returns its wall time (ms) and the steps reported."""
-    prepared = runner.prepare(JobEnvelope.model_validate(envelope(**params)), SilentHooks())
+    prepared = runner.preparer.prepare(JobEnvelope.model_validate(envelope(**params)), SilentHooks())
     loaded = runner.pool.get(prepared.request.model)
     steps: list[int] = []
     started = time.perf_counter()
@@ -72,7 +73,7 @@ def _call(runner: JobRunner, recorder: StageRecorder | None, **params: Any) -> t
 
 @pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
 def test_every_stage_is_recorded_and_the_stages_add_up_to_the_call(
-    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]
+    family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:
     runner = family_runner(family, model_dirs[family])
     recorder = StageRecorder()
@@ -98,7 +99,7 @@ def test_every_stage_is_recorded_and_the_stages_add_up_to_the_call(
     assert recorder.steady_step_seconds() == pytest.approx(statistics.median(durations[1:]))  # first step left out
 
 
-def test_hooks_are_installed_once_per_pipeline_and_time_nothing_without_a_recorder(wan_runner: JobRunner) -> None:
+def test_hooks_are_installed_once_per_pipeline_and_time_nothing_without_a_recorder(wan_runner: Runtime) -> None:
     runner = wan_runner
     _call(runner, None)
     _call(runner, None)
@@ -110,7 +111,7 @@ def test_hooks_are_installed_once_per_pipeline_and_time_nothing_without_a_record
     assert active_recorder() is None
 
 
-def test_the_active_recorder_belongs_to_its_context_not_to_other_threads(wan_runner: JobRunner) -> None:
+def test_the_active_recorder_belongs_to_its_context_not_to_other_threads(wan_runner: Runtime) -> None:
     runner = wan_runner
     _call(runner, None)  # installs the hooks (once)
     pipe = runner.pool.get("tiny").pipe
@@ -131,7 +132,7 @@ def test_the_active_recorder_belongs_to_its_context_not_to_other_threads(wan_run
 
 
 def test_another_layer_wraps_the_same_points_inside_the_timing(
-    model_dirs: dict[str, Path], family_runner: Callable[..., JobRunner]
+    model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:
     """What a conditioning cache will do: installed at load (before the timing layer), it runs inside it."""
     runner = family_runner("wan-i2v", model_dirs["wan-i2v"])

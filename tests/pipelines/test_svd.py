@@ -10,25 +10,25 @@ from models.tiny import build_svd, write_tiny_wan_lora
 from npc_video_client.contract import ErrorCode, JobStatus, NpcResponseParams
 from pipelines.svd import SVD, motion_bucket_id
 from tests.support.jobs import envelope, params
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     root = tmp_path_factory.mktemp("svd-model")
     build_svd(root / "model", seed=0)
     write_tiny_wan_lora(root / "glow.safetensors", seed=1)
     return family_runner("svd", root / "model", {"glow": root / "glow.safetensors"})
 
 
-def test_snaps_to_the_64_pixel_grid_and_reports_no_prompt(runner: JobRunner, video_of) -> None:
+def test_snaps_to_the_64_pixel_grid_and_reports_no_prompt(runner: Runtime, video_of) -> None:
     result = runner.run(envelope(width=100, height=70, fps=7, duration=1.0))
     assert (result.width, result.height, result.num_frames, result.fps) == (128, 64, 7, 7)
     assert result.prompt is None and result.negative_prompt is None
     video_of(result)
 
 
-def test_words_do_not_change_the_video_but_intensity_does(runner: JobRunner, video_of) -> None:
+def test_words_do_not_change_the_video_but_intensity_does(runner: Runtime, video_of) -> None:
     first = runner.run(envelope("calm", expression="calm", emotion="content", intensity=0.2))
     reworded = runner.run(envelope("calm-again", expression="furious", emotion="angry", intensity=0.2))
     livelier = runner.run(envelope("lively", expression="calm", emotion="content", intensity=0.9))
@@ -37,7 +37,7 @@ def test_words_do_not_change_the_video_but_intensity_does(runner: JobRunner, vid
     assert not livelier.cache_hit and livelier.storage_key != first.storage_key
 
 
-def test_intensity_cfg_and_fps_map_onto_the_svd_call(runner: JobRunner) -> None:
+def test_intensity_cfg_and_fps_map_onto_the_svd_call(runner: Runtime) -> None:
     assert (motion_bucket_id(0.0), motion_bucket_id(0.5), motion_bucket_id(1.0)) == (1, 128, 255)
     job = NpcResponseParams.model_validate(params(intensity=0.25, cfg=2.5, fps=6, duration=3.0))
     request = resolve(job, runner.catalog, (64, 64))
@@ -49,7 +49,7 @@ def test_intensity_cfg_and_fps_map_onto_the_svd_call(runner: JobRunner) -> None:
     assert kwargs["decode_chunk_size"] == 8
 
 
-def test_loras_are_refused_naming_the_family(runner: JobRunner) -> None:
+def test_loras_are_refused_naming_the_family(runner: Runtime) -> None:
     result = runner.run(envelope("lora", loras=["glow"]))
     assert result.status == JobStatus.FAILED
     assert result.error_code == ErrorCode.INVALID_PARAMS

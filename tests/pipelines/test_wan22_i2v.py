@@ -9,18 +9,18 @@ from peft.utils import get_peft_model_state_dict
 
 from models.tiny import build_wan22_i2v, write_tiny_wan22_lora
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     root = tmp_path_factory.mktemp("wan22-i2v-model")
     build_wan22_i2v(root / "model", seed=0)
     write_tiny_wan22_lora(root / "shine.safetensors", seed=5)
     return family_runner("wan22-i2v", root / "model", {"shine": root / "shine.safetensors"})
 
 
-def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: JobRunner, video_of) -> None:
+def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: Runtime, video_of) -> None:
     result = runner.run(envelope("plain", width=70, height=52, fps=8, duration=1.25))
     assert (result.width, result.height, result.num_frames, result.fps) == (64, 48, 10, 8)
     assert (result.generated_frames, result.generated_fps) == (21, 16)  # 20 at 16 fps -> 4k+1, then 10.5 at 8 fps
@@ -30,7 +30,7 @@ def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: JobRunne
     assert pipe.config.boundary_ratio == pytest.approx(0.9)
 
 
-def test_a_lora_goes_into_both_experts_and_changes_the_video(runner: JobRunner, video_of) -> None:
+def test_a_lora_goes_into_both_experts_and_changes_the_video(runner: Runtime, video_of) -> None:
     plain = video_of(runner.run(envelope("no-lora")))
     result = runner.run(envelope("with-lora", loras=["shine:1.0"]))
     styled = video_of(result)

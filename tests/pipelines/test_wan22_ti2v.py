@@ -6,17 +6,17 @@ import pytest
 
 from models.tiny import build_wan22_ti2v
 from tests.support.jobs import envelope
-from worker.jobs import JobRunner
+from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
+def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     model = tmp_path_factory.mktemp("wan22-ti2v-model") / "model"
     build_wan22_ti2v(model, seed=0)
     return family_runner("wan22-ti2v", model)
 
 
-def test_snaps_to_the_32_pixel_grid_and_4k_plus_1_frames(runner: JobRunner, video_of) -> None:
+def test_snaps_to_the_32_pixel_grid_and_4k_plus_1_frames(runner: Runtime, video_of) -> None:
     result = runner.run(envelope(width=100, height=60, fps=24, duration=0.5))
     assert (result.width, result.height, result.num_frames, result.fps) == (96, 64, 13, 24)
     video_of(result)
@@ -25,7 +25,7 @@ def test_snaps_to_the_32_pixel_grid_and_4k_plus_1_frames(runner: JobRunner, vide
     assert pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1] == 32
 
 
-def test_the_prompt_changes_the_video(runner: JobRunner, video_of) -> None:
+def test_the_prompt_changes_the_video(runner: Runtime, video_of) -> None:
     first = video_of(runner.run(envelope("a", prompt="w1 w2 w3")))
     second = video_of(runner.run(envelope("b", prompt="w7 w8 w9")))
     assert first.shape == second.shape

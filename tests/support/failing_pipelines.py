@@ -39,3 +39,18 @@ class OneJobAtATimeWanPipeline(WanImageToVideoPipeline):
             return forward(hidden_states, *rest, **named)
 
         transformer.forward = one_job_at_a_time
+
+
+class FailingCallWanPipeline(WanImageToVideoPipeline):
+    """Raises `error` on its first `failures` calls (as a call inside the denoiser would), then generates normally:
+    a shape error of the model's arithmetic, or a fault of the device."""
+
+    error: Exception = RuntimeError("The size of tensor a (7) must match the size of tensor b (5) at dimension 1")
+    failures = 1
+    calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).calls += 1
+        if type(self).calls <= type(self).failures:
+            raise type(self).error
+        return super().__call__(*args, **kwargs)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.runtime import build_worker
-from worker.service import Worker
+from worker.service import Worker, build_worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
 

@@ -17,7 +17,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.worker_process import WorkerProcess
 from worker.metrics import WorkerMetrics
 from worker.queue.connection import connect
-from worker.runtime import build_runner
+from worker.runtime import build_runtime
 from worker.service import Worker
 from worker.settings import Settings
 from worker.shutdown import ShutdownFlag
@@ -81,7 +81,7 @@ def start_worker(
         shutdown = ShutdownFlag()
         service = Worker(
             settings=settings,
-            runner=build_runner(settings),
+            runtime=build_runtime(settings),
             client=connect(settings.redis_url, settings.block_ms),
             consumer=settings.consumer or "worker-a",
             shutdown=shutdown,

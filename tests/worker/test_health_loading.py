@@ -19,7 +19,7 @@ def test_a_model_load_keeps_the_worker_alive_up_to_the_load_bound(start_worker, 
     worker = start_worker(heartbeat_timeout_s=0.3, model_load_timeout_s=2.0)
     service = worker.service
     wait_until(lambda: service.readyz()[0], timeout_s=120, what="the default model loaded")
-    pool = service.runner.pool
+    pool = service.runtime.pool
     real_load = pool._load
     reading, release = threading.Event(), threading.Event()
 

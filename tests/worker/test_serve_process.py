@@ -32,6 +32,15 @@ def test_kill_9_mid_job_another_worker_completes_it_once(spawn, producer, redis_
     wait_until(lambda: pending_count(redis_client, names) == 0, what="nothing pending")
 
 
+def test_sigterm_while_the_worker_is_still_importing_is_a_graceful_stop(spawn, redis_client, names):
+    worker = spawn("early")
+    time.sleep(0.3)  # torch, diffusers and transformers take seconds to import
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit(timeout_s=120) == 0, worker.log()
+    assert pending_count(redis_client, names) == 0
+    assert "stopped after 0 jobs" in worker.log()
+
+
 def test_sigterm_finishes_the_current_job_then_exits_zero(spawn, producer, redis_client, names):
     worker = spawn("drainer")
     worker.wait_ready()

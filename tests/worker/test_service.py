@@ -12,7 +12,7 @@ from npc_video_client.contract import ErrorCode, JobStatus
 from npc_video_client.names import GROUP
 from pipelines import families
 from pipelines.wan_i2v import WAN_I2V
-from tests.support.failing_pipelines import OutOfMemoryWanPipeline
+from tests.support.failing_pipelines import FailingCallWanPipeline, OutOfMemoryWanPipeline
 from tests.support.jobs import envelope
 from tests.support.streams import create_groups, dead_letters, event_types, events, pending_count
 from tests.support.waiting import wait_until
@@ -167,6 +167,38 @@ def test_out_of_memory_twice_is_final(start_worker, producer, redis_client, name
     assert worker.thread.is_alive()  # the worker stays up
 
 
+def _failing_call_family(monkeypatch, error: Exception) -> None:
+    monkeypatch.setitem(
+        families.FAMILIES,
+        "wan-i2v",
+        replace(WAN_I2V, pipeline_class="tests.support.failing_pipelines:FailingCallWanPipeline"),
+    )
+    monkeypatch.setattr(FailingCallWanPipeline, "calls", 0)
+    monkeypatch.setattr(FailingCallWanPipeline, "error", error)
+
+
+def test_a_failure_certain_to_repeat_is_final_at_once(start_worker, producer, redis_client, names, monkeypatch):
+    _failing_call_family(monkeypatch, RuntimeError("The size of tensor a (7) must match the size of tensor b (5)"))
+    start_worker()
+    producer.submit(envelope("same-again"))
+    result = producer.wait("same-again", timeout_s=60)
+    assert (result.status, result.error_code) == (JobStatus.FAILED, ErrorCode.INTERNAL_ERROR)
+    assert "not retried" in result.error_message and "RuntimeError" in result.error_message
+    failed = [e for e in events(redis_client, names, "same-again") if e["type"] == "job:failed"]
+    assert [(e["retryable"], e["attempt"]) for e in failed] == [(False, 1)]
+    assert FailingCallWanPipeline.calls == 1
+    assert len(dead_letters(redis_client, names)) == 1
+
+
+def test_a_fault_of_the_device_is_retried(start_worker, producer, redis_client, names, monkeypatch):
+    _failing_call_family(monkeypatch, RuntimeError("CUDA error: an illegal memory access was encountered"))
+    start_worker()
+    producer.submit(envelope("device-fault"))
+    assert producer.wait("device-fault", timeout_s=60).status == JobStatus.COMPLETED
+    failed = [e for e in events(redis_client, names, "device-fault") if e["type"] == "job:failed"]
+    assert [(e["error_code"], e["retryable"], e["attempt"]) for e in failed] == [("internal_error", True, 1)]
+
+
 def test_entry_of_a_dead_consumer_is_taken_over(start_worker, producer, redis_client, names):
     create_groups(redis_client, names)
     producer.submit(envelope("orphan"))
@@ -304,4 +336,4 @@ def test_affinity_runs_jobs_for_the_model_on_the_device_first(
         assert producer.wait(job_id, timeout_s=120).status == JobStatus.COMPLETED
     order = [e["job_id"] for e in events(redis_client, names) if e["type"] == "job:processing"]
     assert order == ["a-tiny", "c-tiny", "b-other", "d-other"]
-    assert worker.service.runner.pool.stats("tiny-wan").offloads == 1  # one swap instead of three
+    assert worker.service.runtime.pool.stats("tiny-wan").offloads == 1  # one swap instead of three

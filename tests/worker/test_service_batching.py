@@ -79,3 +79,19 @@ def test_an_out_of_memory_batch_retries_its_members_alone(start_worker, producer
         assert [(e["error_code"], e["retryable"], e["attempt"]) for e in failed] == [("out_of_memory", True, 1)]
         processing = [e["attempt"] for e in events(redis_client, names, job_id) if e["type"] == "job:processing"]
         assert processing == [1, 2]
+
+
+def test_compatible_jobs_waiting_before_the_worker_starts_run_as_one_full_batch(
+    start_worker, producer, redis_client, names
+):
+    """No wait for company is configured: the batch forms from the jobs already in the stream, because the device
+    waits for the ones the intake has read and is preparing instead of starting with the first alone."""
+    members = [f"waiting-{index}" for index in range(4)]
+    for index, job_id in enumerate(members):
+        producer.submit(envelope(job_id, seed=index, steps=2))
+    worker = start_worker(max_batch=4, batch_wait_ms=0)
+    results = [producer.wait(job_id, timeout_s=120) for job_id in members]
+    assert all(result.status == JobStatus.COMPLETED for result in results), results
+    assert [result.batch_size for result in results] == [4, 4, 4, 4]
+    assert len({result.timings.generate_started_at for result in results}) == 1
+    assert worker.stop() == 0

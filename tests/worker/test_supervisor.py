@@ -21,16 +21,23 @@ from tests.support.jobs import envelope
 from tests.support.streams import events, pending_count, runs
 from tests.support.supervisor_process import SupervisorProcess
 from tests.support.waiting import wait_until
-from worker.supervisor import DevicesError, Slot, Supervisor, plan_slots
+from worker.supervisor import DevicesError, Slot, Supervisor, Unit, plan_units
 
 TEXT_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
 
 
-def plan(spec: str, gpus: int = 0, visible: str | None = None, http_port: int = 9000) -> list[dict[str, Any]]:
-    slots = plan_slots(
-        spec, consumer_base="node-a", http_port=http_port, cuda_count=lambda: gpus, visible_devices=visible
+def plan(
+    spec: str, gpus: int = 0, visible: str | None = None, http_port: int = 9000, group: int = 1
+) -> list[dict[str, Any]]:
+    """Every process of the plan, as its label and environment (with its unit's label)."""
+    units = plan_units(
+        spec, consumer_base="node-a", http_port=http_port, cuda_count=lambda: gpus, visible_devices=visible, group=group
     )
-    return [{"label": slot.label, **slot.env} for slot in slots]
+    return [
+        {"label": slot.label, **slot.env} | ({"unit": unit.label} if group > 1 else {})
+        for unit in units
+        for slot in unit.slots
+    ]
 
 
 # -- the plan (no processes) ------------------------------------------------------------------------------
@@ -93,13 +100,45 @@ def test_ports_beyond_the_last_are_refused():
         plan("cpu,cpu", http_port=65535)
 
 
+def test_groups_cut_the_devices_into_consumers_with_a_leader_each():
+    processes = plan("all", gpus=4, group=2)
+    assert [(p["unit"], p["label"], p["CUDA_VISIBLE_DEVICES"], p["NPC_WORKER_GROUP_RANK"]) for p in processes] == [
+        ("group0", "group0-rank0", "0", "0"),
+        ("group0", "group0-rank1", "1", "1"),
+        ("group1", "group1-rank0", "2", "0"),
+        ("group1", "group1-rank1", "3", "1"),
+    ]
+    assert {p["NPC_WORKER_GROUP_SIZE"] for p in processes} == {"2"}
+    assert [(p["NPC_WORKER_CONSUMER"], p["NPC_WORKER_HTTP_PORT"]) for p in processes] == [
+        ("node-a:group0", "9000"),  # the leader consumes and serves HTTP
+        ("node-a:group0", "0"),
+        ("node-a:group1", "9001"),
+        ("node-a:group1", "0"),
+    ]
+    cpu = plan("cpu,cpu", group=2)
+    assert [(p["label"], p["NPC_WORKER_DEVICE"]) for p in cpu] == [("group0-rank0", "cpu"), ("group0-rank1", "cpu")]
+
+
+@pytest.mark.parametrize(("spec", "gpus", "group"), [("all", 6, 4), ("cpu,cpu,cpu", 0, 2), ("0", 1, 0)])
+def test_a_group_size_that_does_not_divide_the_devices_is_refused(spec, gpus, group):
+    with pytest.raises(DevicesError, match="--group"):
+        plan(spec, gpus=gpus, group=group)
+
+
 # -- the supervisor loop, with stand-in children (small Python processes) ------------------------------------
 
 # TEST_CHILD=crash exits 1 at once, =config exits 2 (a refused configuration), =drain waits for SIGTERM and exits 0
-# a second later, or 1 when a second SIGTERM comes first (a worker's drain and immediate stop, in small).
+# a second later, or 1 when a second SIGTERM comes first (a worker's drain and immediate stop, in small),
+# =importing sleeps with the default handlers (a worker still importing: a SIGTERM kills it by the signal),
+# =crash-soon exits 1 after half a second (a group member that dies).
 STAND_IN = """
 import os, signal, sys, time
 kind = os.environ["TEST_CHILD"]
+if kind == "importing":
+    time.sleep(30)
+if kind == "crash-soon":
+    time.sleep(0.5)
+    sys.exit(1)
 if kind != "drain":
     sys.exit(1 if kind == "crash" else 2)
 seen = []
@@ -115,9 +154,12 @@ def run_supervisor(
 ) -> int:
     """Children by label -> TEST_CHILD; `signals` SIGTERMs after `stop_after_s` (none when 0), or once `stop_when`
     holds (checked until 30 s)."""
-    slots = [Slot(label, {"TEST_CHILD": kind, "NPC_WORKER_CONSUMER": label, "NPC_WORKER_HTTP_PORT": "0"})
-             for label, kind in kinds.items()]  # fmt: skip
-    supervisor = Supervisor(slots, [sys.executable, "-c", STAND_IN], dict(os.environ))
+    env = {"NPC_WORKER_HTTP_PORT": "0"}
+    units = [
+        Unit(label, (Slot(label, {**env, "TEST_CHILD": kind, "NPC_WORKER_CONSUMER": label}),))
+        for label, kind in kinds.items()
+    ]
+    supervisor = Supervisor(units, [sys.executable, "-c", STAND_IN], dict(os.environ))
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(supervisor.run()))
     thread.start()
@@ -149,6 +191,35 @@ def test_a_crashing_child_is_started_again_with_doubling_delays(caplog):
 def test_one_signal_drains_every_child_and_exits_0_a_second_stops_them_at_once():
     assert run_supervisor({"cpu0": "drain", "cpu1": "drain"}, stop_after_s=0.5) == 0
     assert run_supervisor({"cpu0": "drain", "cpu1": "drain"}, stop_after_s=0.5, signals=2) == 1
+
+
+def test_a_child_stopped_by_the_signal_while_still_importing_counts_as_clean(caplog):
+    caplog.set_level(logging.INFO, logger="worker.supervisor")
+    assert run_supervisor({"cpu0": "importing", "cpu1": "drain"}, stop_after_s=0.5) == 0
+    assert any("cpu0 exited (signal SIGTERM: stopped before it started" in r.getMessage() for r in caplog.records)
+
+
+def test_a_group_whose_member_dies_is_ended_and_started_again_whole(caplog):
+    caplog.set_level(logging.INFO, logger="worker.supervisor")
+    env = {"NPC_WORKER_HTTP_PORT": "0", "NPC_WORKER_CONSUMER": "group0"}
+    members = (
+        Slot("group0-rank0", {**env, "TEST_CHILD": "drain"}),
+        Slot("group0-rank1", {**env, "TEST_CHILD": "crash-soon"}),
+    )
+    supervisor = Supervisor([Unit("group0", members)], [sys.executable, "-c", STAND_IN], dict(os.environ))
+    thread = threading.Thread(target=supervisor.run)
+    thread.start()
+    wait_until(
+        lambda: sum("started worker group0-rank0" in r.getMessage() for r in caplog.records) >= 2,
+        timeout_s=30,
+        what="the group started again",
+    )
+    supervisor.request_stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("ending the rest of group0 to start it again whole" in m for m in messages)
+    assert any("group0-rank1 ended (exit code 1)" in m for m in messages)
 
 
 def test_a_child_refusing_its_configuration_stops_all_with_2(caplog):

@@ -1,4 +1,4 @@
-"""JobRunner.warm_up on the CPU: models with compile on compile their presets' shapes at start (dynamo with the
+"""Runtime.warm_up on the CPU: models with compile on compile their presets' shapes at start (dynamo with the
 `eager` backend), their LoRA slots are primed, the compile cache goes under the data dir, and the first job then
 compiles nothing."""
 
@@ -13,9 +13,10 @@ import pytest
 
 from npc_video_client.contract import JobEnvelope
 from tests.support.jobs import envelope, png_bytes
-from worker.jobs import JobRunner, SilentHooks
+from worker.job import SilentHooks
+from worker.runtime import Runtime
 
-RunnerFactory = Callable[..., JobRunner]
+RunnerFactory = Callable[..., Runtime]
 PRESETS = """
 [models.tiny-wan.presets.realtime]
 width = 32
@@ -71,7 +72,7 @@ def test_warm_up_compiles_each_preset_shape_so_the_first_job_does_not(
 ) -> None:
     npc = f'[npcs.npc-7]\nbase_image = "{npc_image(tmp_path)}"\n'
     runner = make_runner(PRESETS + COMPILED + npc)
-    warmed = runner.warm_up()
+    warmed = runner.models.warm_up()
     # realtime (one pass) and fast (cfg) share a size but not a batch; quality has balanced's shape: not run twice
     assert [line.split(" ")[:2] for line in warmed] == [
         ["tiny-wan", "realtime"],
@@ -90,8 +91,8 @@ def test_warm_up_compiles_each_preset_shape_so_the_first_job_does_not(
         document = envelope(f"first-{preset}", quality_preset=preset, width=None, height=None, duration=None)
         document["params"].pop("npc_base_image")
         document["params"]["loras"] = loras
-        prepared = runner.prepare(JobEnvelope.model_validate(document), SilentHooks())
-        runner.generate(prepared, SilentHooks())
+        prepared = runner.preparer.prepare(JobEnvelope.model_validate(document), SilentHooks())
+        runner.models.generate(prepared, SilentHooks())
         assert compilations() == compiled, f"the first {preset} job compiled again"
 
 
@@ -100,7 +101,7 @@ def test_an_operators_cache_folder_is_kept(
 ) -> None:
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     runner = make_runner(PRESETS + COMPILED)
-    assert len(runner.warm_up()) == 3
+    assert len(runner.models.warm_up()) == 3
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
     assert (tmp_path / "mine").is_dir() and not (tmp_path / "data" / "compile-cache").exists()
 
@@ -111,13 +112,13 @@ def test_a_preset_that_cannot_run_is_left_out_with_a_warning(
     caplog.set_level(logging.WARNING, logger="worker.warmup")
     too_many = PRESETS.replace('loras = ["glow"]', 'loras = ["glow", "sparkle"]')
     runner = make_runner(too_many + COMPILED.replace("lora_slots = 2", "lora_slots = 1"))
-    warmed = runner.warm_up()
+    warmed = runner.models.warm_up()
     assert [line.split(" ")[1] for line in warmed] == ["fast", "balanced"]
     assert 'warm-up: tiny-wan realtime not warmed: invalid_params: model "tiny-wan" runs LoRAs in 1' in caplog.text
 
 
 def test_warm_up_without_compile_does_nothing(make_runner: RunnerFactory) -> None:
     runner = make_runner(PRESETS + "[models.tiny-wan.speed]\ncompile = true\n")  # CUDA only: skipped on the CPU
-    assert runner.warm_up() == []
+    assert runner.models.warm_up() == []
     assert "compile-cache" not in os.environ["TORCHINDUCTOR_CACHE_DIR"]
     assert not runner.pool.is_loaded("tiny-wan")

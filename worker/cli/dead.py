@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from npc_video_client.contract import JobStatus
+from npc_video_client.protocol import text
 from worker.cli.app import app
 from worker.cli.exits import fail, redis_errors
 from worker.cli.options import PrefixOption, RedisUrlOption, queue_client, settings_from
@@ -24,19 +25,15 @@ dead_app = typer.Typer(no_args_is_help=True, help="The dead-letter stream: list,
 app.add_typer(dead_app, name="dead")
 
 
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
 def dead_entry(entry_id: Any, fields: dict[bytes, bytes]) -> dict[str, Any]:
     """One dead entry as shown and retried: its id, the error fields, the source stream and the raw payload."""
     try:
         error = json.loads(fields.get(b"error", b"{}"))
     except ValueError:
-        error = {"error_message": _text(fields.get(b"error", b""))}
-    source = _text(fields.get(b"source", b""))
+        error = {"error_message": fields.get(b"error", b"").decode(errors="replace")}
+    source = text(fields.get(b"source", b""))
     return {
-        "id": _text(entry_id),
+        "id": text(entry_id),
         "job_id": error.get("job_id"),
         "error_code": error.get("error_code"),
         "error_message": error.get("error_message"),
@@ -102,7 +99,7 @@ def retry(
         pipe.xadd(names.lane(lane), {"job": fields[b"job"]})
         pipe.xdel(names.dead, entry_id)
         replies = pipe.execute()
-    new_id = _text(replies[-2])
+    new_id = text(replies[-2])
     typer.echo(f"job {job_id} is back on {names.lane(lane)} as entry {new_id}; dead entry {entry_id} removed")
 
 

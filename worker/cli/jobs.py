@@ -35,14 +35,14 @@ def generate(
 ) -> None:
     """Run one job in-process (no Redis); the result JSON is the last line of stdout. Exit 1 unless completed."""
     from worker.logs import configure_logging
-    from worker.runtime import build_runner
+    from worker.runtime import build_runtime
 
     configure_logging()
     settings = settings_from(catalog=catalog, device=device, storage_url=storage_url)
     payload = read_job_file(job_file)
     check_device(settings)
-    runner = start_up(build_runner, settings)
-    result = runner.run(payload)
+    runtime = start_up(build_runtime, settings)
+    result = runtime.run(payload)
     typer.echo(result.model_dump_json())
     raise typer.Exit(0 if result.status == JobStatus.COMPLETED else 1)
 

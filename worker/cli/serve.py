@@ -22,6 +22,14 @@ from worker.cli.options import (
 HttpPortOption = Annotated[
     int | None, typer.Option("--http-port", help="/healthz, /readyz, /metrics (0 disables; with --devices: base port)")
 ]
+GroupOption = Annotated[
+    int,
+    typer.Option(
+        "--group",
+        min=1,
+        help="with --devices: devices per worker group (one consumer whose jobs are split over its devices)",
+    ),
+]
 DevicesOption = Annotated[
     str | None,
     typer.Option(
@@ -41,6 +49,7 @@ def serve(
     prefix: PrefixOption = None,
     http_port: HttpPortOption = None,
     devices: DevicesOption = None,
+    group: GroupOption = 1,
 ) -> None:
     """Consume npc_response jobs from the Redis lane streams until SIGTERM/SIGINT (a second one: at once)."""
     from worker.logs import configure_logging
@@ -56,11 +65,24 @@ def serve(
     settings = settings_from(**flags)
     configure_logging(log_format=settings.log_format)
     if devices is not None:
-        raise typer.Exit(_supervise(settings, devices, flags))
+        raise typer.Exit(_supervise(settings, devices, flags, group))
+    if group != 1:
+        fail("--group goes with --devices: the supervisor starts a group's processes, one per device")
+    if settings.group_rank > 0:
+        raise typer.Exit(_follow(settings))
     raise typer.Exit(_serve_one(settings))
 
 
-def _supervise(settings: Any, devices: str, flags: dict[str, Any]) -> int:
+def _follow(settings: Any) -> int:
+    from worker.group.follower import follow
+    from worker.shutdown import ShutdownFlag
+
+    check_device(settings)
+    ShutdownFlag().install()  # signals are the leader's to act on: a follower ends when its leader dismisses it
+    return int(start_up(follow, settings))
+
+
+def _supervise(settings: Any, devices: str, flags: dict[str, Any], group: int) -> int:
     from worker.supervisor import DevicesError, supervise
 
     if flags["device"] is not None:
@@ -68,7 +90,9 @@ def _supervise(settings: Any, devices: str, flags: dict[str, Any]) -> int:
     child_env = {f"NPC_WORKER_{key.upper()}": str(value) for key, value in flags.items() if value is not None}
     child_env["NPC_WORKER_LOG_FORMAT"] = settings.log_format
     try:
-        return supervise(devices, consumer=settings.consumer, http_port=settings.http_port, child_env=child_env)
+        return supervise(
+            devices, consumer=settings.consumer, http_port=settings.http_port, child_env=child_env, group=group
+        )
     except DevicesError as exc:
         fail(str(exc))
 
@@ -76,7 +100,7 @@ def _supervise(settings: Any, devices: str, flags: dict[str, Any]) -> int:
 def _serve_one(settings: Any) -> int:
     from models.catalog import check_model_paths
     from worker.http import HealthServer, PortInUse
-    from worker.runtime import build_worker
+    from worker.service import build_worker
     from worker.shutdown import ShutdownFlag
 
     check_device(settings)
@@ -85,7 +109,7 @@ def _serve_one(settings: Any) -> int:
 
     def build(checked: Any) -> Any:
         service = build_worker(checked, shutdown)
-        check_model_paths(service.runner.catalog)
+        check_model_paths(service.runtime.catalog)
         return service
 
     service = start_up(build, settings)

@@ -14,11 +14,8 @@ from typing import Any
 import redis
 
 from npc_video_client.names import GROUP, LANES_BY_PRIORITY, StreamNames
+from npc_video_client.protocol import text
 from worker.metrics import QueueReading
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _millis(entry_id: str) -> int:
@@ -29,21 +26,21 @@ def lane_depth(client: redis.Redis, stream: str) -> tuple[float, str | None]:
     """(lag + pending, the id of the oldest unacknowledged entry or None) of the group on one lane stream."""
     groups: Any = client.xinfo_groups(stream) if client.exists(stream) else []
     for group in groups:
-        if _text(group["name"]) != GROUP:
+        if text(group["name"]) != GROUP:
             continue
         lag = group.get("lag")
         if lag is None:  # Redis cannot tell after deletions inside the range: count what follows the cursor
-            after: Any = client.xrange(stream, min=f"({_text(group['last-delivered-id'])}", max="+")
+            after: Any = client.xrange(stream, min=f"({text(group['last-delivered-id'])}", max="+")
             lag = len(after)
         pending = int(group.get("pending") or 0)
         oldest: list[str] = []
         if pending:
             summary: Any = client.xpending(stream, GROUP)
-            oldest.append(_text(summary["min"]))
+            oldest.append(text(summary["min"]))
         if lag:
-            first: Any = client.xrange(stream, min=f"({_text(group['last-delivered-id'])}", max="+", count=1)
+            first: Any = client.xrange(stream, min=f"({text(group['last-delivered-id'])}", max="+", count=1)
             if first:
-                oldest.append(_text(first[0][0]))
+                oldest.append(text(first[0][0]))
         return float(int(lag) + pending), min(oldest, key=_millis) if oldest else None
     return 0.0, None
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from npc_video_client.clock import now_ms
 from npc_video_client.names import StreamNames
 from worker.queue.connection import is_cluster
+from worker.queue.job_state import StateWrite
 
 
 class EventWriter:
@@ -31,12 +32,17 @@ class EventWriter:
         if self.channel:
             pipe.publish(self.channel, body)
 
-    def emit(self, event: BaseModel) -> None:
+    def emit(self, event: BaseModel, state: StateWrite | None = None) -> None:
+        """Write the event (and the job's state that goes with it, when given) in one round trip."""
         if is_cluster(self.client):  # redis-py's cluster pipelines refuse PUBLISH: write at once
             self.add(self.client, event)
+            if state is not None:
+                self.client.set(state.key, state.body, ex=state.ttl_s)
             return
         pipe = self.client.pipeline(transaction=False)
         self.add(pipe, event)
+        if state is not None:
+            pipe.set(state.key, state.body, ex=state.ttl_s)
         for reply in pipe.execute(raise_on_error=False):
             if isinstance(reply, Exception):  # the server's own error (a failover's READONLY, NOREPLICAS, ...)
                 raise reply

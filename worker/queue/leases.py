@@ -1,5 +1,8 @@
 """Leases on lane-stream entries: what this consumer owns, kept alive while it owns it, checked before it runs.
 
+The registry is the one owner of every lease's scheduling state: other threads read a lease's fields and ask the
+registry to change them (start it, put it back, delay it), and each change happens under the registry's lock.
+
 An entry is owned from the moment Redis delivers it to this consumer (a fresh read, a take-over of a silent
 consumer's entry, or this consumer name's own pending entries after a restart) until the terminal write
 acknowledges it or the entry is found to belong to someone else. While owned, whether it runs, waits in a
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 import redis
 
 from npc_video_client.names import GROUP, LANES_BY_PRIORITY, Lane, StreamNames
+from npc_video_client.protocol import text
 from worker.queue.connection import run_scripts
 
 log = logging.getLogger(__name__)
@@ -58,26 +64,28 @@ class Ownership(StrEnum):
     GONE = "gone"
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+# A duplicate entry of a job that runs elsewhere looks at the job lock again after these delays (the last repeats).
+BUSY_RECHECK_S = (0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(eq=False)  # identity: two leases on one entry id are never equal
 class Lease:
-    """One owned entry. `due` (monotonic) delays it (retry backoff, a busy duplicate); `skips` counts the times
-    affinity passed it over; `running` is set from the start of its run until its terminal write."""
+    """One owned entry: where it came from and its payload, plus scheduling state that only `Leases` changes, under
+    its lock (the fields are read-only here): `due` (monotonic) delays it (retry backoff, a busy duplicate), `skips`
+    counts the times affinity passed it over, `running` holds from the start of its run until its terminal write,
+    `solo` keeps it out of batches (its last attempt failed in one), `job_id` is what its payload said."""
 
     lane: Lane
     stream: str
     entry_id: str
     fields: dict[bytes, bytes]
-    due: float = 0.0
-    skips: int = 0
-    running: bool = False
-    solo: bool = False  # run alone, never in a batch (its last attempt failed in one)
-    waits: int = 0
     origin: str = "read"
-    job_id: str | None = field(default=None)
+    _due: float = field(default=0.0, init=False, repr=False)
+    _skips: int = field(default=0, init=False, repr=False)
+    _running: bool = field(default=False, init=False, repr=False)
+    _solo: bool = field(default=False, init=False, repr=False)
+    _waits: int = field(default=0, init=False, repr=False)
+    _job_id: str | None = field(default=None, init=False, repr=False)
 
     @property
     def payload(self) -> bytes | None:
@@ -87,12 +95,33 @@ class Lease:
     def priority(self) -> int:
         return LANES_BY_PRIORITY.index(self.lane)
 
+    @property
+    def due(self) -> float:
+        return self._due
+
+    @property
+    def skips(self) -> int:
+        return self._skips
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def solo(self) -> bool:
+        return self._solo
+
+    @property
+    def job_id(self) -> str | None:
+        return self._job_id
+
     def describe(self) -> str:
         return f"{self.stream}/{self.entry_id}"
 
 
 class Leases:
-    """The set of entries this consumer owns, and every Redis operation that changes or checks ownership."""
+    """The set of entries this consumer owns, every change to a lease's scheduling state, and every Redis operation
+    that changes or checks ownership."""
 
     def __init__(self, client: redis.Redis, names: StreamNames, consumer: str, claim_idle_ms: int) -> None:
         self.client = client
@@ -100,7 +129,7 @@ class Leases:
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
         self._owned: dict[tuple[str, str], Lease] = {}
-        self._lock = threading.Lock()  # the keepalive and finisher threads change the set too
+        self._lock = threading.Lock()  # intake, device, finisher and keepalive threads all ask for changes
         self._refresh = client.register_script(_REFRESH_IF_OWNED)
         self._requeue = client.register_script(_REQUEUE_IF_OWNED)
 
@@ -113,22 +142,61 @@ class Leases:
         """Owned and not running: read ahead, recovered, taken over, or waiting for a retry."""
         return [lease for lease in self.owned() if not lease.running]
 
+    def due_waiting(self, lane: Lane) -> int:
+        """How many waiting entries of this lane may start now (the intake is about to prepare them)."""
+        now = time.monotonic()
+        return sum(1 for lease in self.waiting() if lease.lane == lane and lease.due <= now)
+
     def _add(self, lease: Lease) -> Lease:
         with self._lock:
             return self._owned.setdefault((lease.stream, lease.entry_id), lease)
 
-    def start(self, lease: Lease) -> bool:
-        """Mark a waiting lease running; False when it is no longer ours to run (handed back meanwhile)."""
+    def _holds(self, lease: Lease) -> bool:
+        return self._owned.get((lease.stream, lease.entry_id)) is lease
+
+    # -- scheduling state: every change happens here, under the lock ------------------------------------------
+    def start(self, lease: Lease, passed_over: Sequence[Lease] = ()) -> bool:
+        """Mark a waiting lease running (and count a skip for each lease affinity passed over to pick it); False
+        when it is no longer ours to run (handed back or taken meanwhile) or runs already."""
         with self._lock:
-            if self._owned.get((lease.stream, lease.entry_id)) is not lease or lease.running:
+            for passed in passed_over:
+                passed._skips += 1
+            if not self._holds(lease) or lease._running:
                 return False
-            lease.running = True
+            lease._running = True
             return True
+
+    def identify(self, lease: Lease, job_id: str) -> None:
+        """The job id its payload named (or the fallback of an unreadable payload)."""
+        with self._lock:
+            lease._job_id = job_id
+
+    def put_back(self, lease: Lease) -> None:
+        """A run that did not begin (a stop while it waited for the device): waiting again, to be handed back."""
+        with self._lock:
+            lease._running = False
+
+    def retry_later(self, lease: Lease, delay_s: float, *, solo: bool) -> None:
+        """A failed attempt that runs again after `delay_s`; `solo`: alone, not in a batch."""
+        with self._lock:
+            lease._running = False
+            lease._solo = lease._solo or solo
+            lease._due = time.monotonic() + delay_s
+
+    def wait_for_other_run(self, lease: Lease) -> float:
+        """Its job runs elsewhere (another entry holds the job lock): look again later, a little later each time.
+        Returns the delay."""
+        with self._lock:
+            delay_s = BUSY_RECHECK_S[min(lease._waits, len(BUSY_RECHECK_S) - 1)]
+            lease._waits += 1
+            lease._running = False
+            lease._due = time.monotonic() + delay_s
+            return delay_s
 
     def release(self, lease: Lease) -> None:
         """Forget an entry: acknowledged by its terminal write, or found to belong to someone else."""
         with self._lock:
-            if self._owned.get((lease.stream, lease.entry_id)) is lease:
+            if self._holds(lease):
                 del self._owned[(lease.stream, lease.entry_id)]
 
     # -- acquiring --------------------------------------------------------------------------------------
@@ -147,10 +215,10 @@ class Leases:
         response: Any = self.client.xreadgroup(GROUP, self.consumer, request, count=count, block=block_ms)
         leases = []
         for stream_name, items in response or []:
-            stream = _text(stream_name)
+            stream = text(stream_name)
             lane = self.names.lane_of(stream)
             for entry_id, fields in items:
-                leases.append(self._add(Lease(lane, stream, _text(entry_id), dict(fields or {}))))
+                leases.append(self._add(Lease(lane, stream, text(entry_id), dict(fields or {}))))
         leases.sort(key=lambda lease: lease.priority)
         return leases
 
@@ -165,8 +233,8 @@ class Leases:
             if fields is None:  # deleted while pending (Redis < 7 reports these here): nothing left to run
                 self.client.xack(stream, GROUP, entry_id)
                 continue
-            log.warning("took over entry %s of %s after %d ms idle", _text(entry_id), stream, self.claim_idle_ms)
-            leases.append(self._add(Lease(lane, stream, _text(entry_id), dict(fields), origin="take-over")))
+            log.warning("took over entry %s of %s after %d ms idle", text(entry_id), stream, self.claim_idle_ms)
+            leases.append(self._add(Lease(lane, stream, text(entry_id), dict(fields), origin="take-over")))
         return leases
 
     def recover_own(self) -> list[Lease]:
@@ -178,7 +246,7 @@ class Leases:
                 stream, GROUP, min="-", max="+", count=10_000, consumername=self.consumer
             )
             for item in pending:
-                entry_id = _text(item["message_id"])
+                entry_id = text(item["message_id"])
                 found: Any = self.client.xrange(stream, min=entry_id, max=entry_id, count=1)
                 if not found:  # trimmed or deleted: no payload left to run
                     self.client.xack(stream, GROUP, entry_id)
@@ -189,7 +257,7 @@ class Leases:
     # -- checking and keeping ------------------------------------------------------------------------------
     def check(self, lease: Lease) -> Ownership:
         """Who owns the entry now; refreshes its idle time when it is still ours."""
-        return Ownership(_text(self._refresh(keys=[lease.stream], args=[GROUP, self.consumer, lease.entry_id])))
+        return Ownership(text(self._refresh(keys=[lease.stream], args=[GROUP, self.consumer, lease.entry_id])))
 
     def keepalive(self) -> dict[Ownership, int]:
         """Refresh every owned entry in one round trip; forget waiting entries that another consumer now owns
@@ -205,7 +273,7 @@ class Leases:
             if isinstance(reply, Exception):
                 log.warning("keepalive of %s failed: %s", lease.describe(), reply)
                 continue
-            state = Ownership(_text(reply))
+            state = Ownership(text(reply))
             counts[state] = counts.get(state, 0) + 1
             if state in (Ownership.TAKEN, Ownership.DONE) and not lease.running:
                 log.warning("entry %s is %s elsewhere; dropping it here", lease.describe(), state.value)

@@ -22,13 +22,15 @@ from pydantic import BaseModel
 
 from npc_video_client.contract import JobResult
 from npc_video_client.names import GROUP, StreamNames
+from worker.queue.job_state import StateWrite
 from worker.queue.leases import Lease
 from worker.queue.runs import FINAL_RESULT_LUA
 
-# KEYS: 1 result, 2 events, 3 lane stream, 4 dead, 5 cancel, 6 attempts, 7 lock, 8 completion list
+# KEYS: 1 result, 2 events, 3 lane stream, 4 dead, 5 cancel, 6 attempts, 7 lock, 8 completion list, 9 state
 # ARGV: 1 group, 2 entry id, 3 result JSON ('' = none: the entry had no usable job id), 4 event JSON,
 #       5 dead-letter error JSON ('' = not dead-lettered), 6 payload, 7 source, 8 result TTL s, 9 events MAXLEN,
-#       10 dead MAXLEN, 11 PUBLISH channel ('' = none), 12 lock token, 13 completion list TTL s
+#       10 dead MAXLEN, 11 PUBLISH channel ('' = none), 12 lock token, 13 completion list TTL s,
+#       14 final state JSON ('' = none), 15 state TTL s
 _FINISH = (
     FINAL_RESULT_LUA
     + """
@@ -45,6 +47,7 @@ if ARGV[3] ~= '' then
   redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[8])
   redis.call('RPUSH', KEYS[8], ARGV[3])
   redis.call('EXPIRE', KEYS[8], ARGV[13])
+  if ARGV[14] ~= '' then redis.call('SET', KEYS[9], ARGV[14], 'EX', ARGV[15]) end
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[4])
 if ARGV[11] ~= '' then redis.call('PUBLISH', ARGV[11], ARGV[4]) end
@@ -57,7 +60,8 @@ return 1
 """
 )
 
-# KEYS: 1 result, 2 events, 3 lock.  ARGV: 1 event JSON, 2 events MAXLEN, 3 channel, 4 lock token.
+# KEYS: 1 result, 2 events, 3 lock, 4 state.  ARGV: 1 event JSON, 2 events MAXLEN, 3 channel, 4 lock token,
+# 5 retrying state JSON, 6 state TTL s.
 _ATTEMPT_FAILED = (
     FINAL_RESULT_LUA
     + """
@@ -65,6 +69,7 @@ if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 if final_status(KEYS[1]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
+redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 return 1
 """
 )
@@ -114,8 +119,10 @@ class Outcomes:
         result: JobResult | None,
         token: str = "",
         dead_error: str | None = None,
+        state: StateWrite | None = None,
     ) -> bool:
-        """The terminal write. False when the job had already ended: then only this entry was acknowledged."""
+        """The terminal write (`state`: the job's final state, written with its result). False when the job had
+        already ended: then only this entry was acknowledged."""
         retention = self.retention
         keys = [
             self.names.result(job_id),
@@ -126,6 +133,7 @@ class Outcomes:
             self.names.attempts(job_id),
             self.names.running(job_id),
             self.names.done(job_id),
+            self.names.state(job_id),
         ]
         args: list[Any] = [
             GROUP,
@@ -141,13 +149,24 @@ class Outcomes:
             retention.channel or "",
             token,
             retention.completion_ttl_s,
+            state.body if state is not None else "",
+            state.ttl_s if state is not None else 1,
         ]
         return bool(self._finish(keys=keys, args=args))
 
-    def attempt_failed(self, job_id: str, event: BaseModel, token: str) -> bool:
-        """Report a failed attempt that will be retried and let go of the job's lock; nothing when it ended."""
-        keys = [self.names.result(job_id), self.names.events, self.names.running(job_id)]
-        args: list[Any] = [event.model_dump_json(), self.retention.events_maxlen, self.retention.channel or "", token]
+    def attempt_failed(self, job_id: str, event: BaseModel, token: str, state: StateWrite) -> bool:
+        """Report a failed attempt that will be retried (event and `retrying` state) and let go of the job's lock;
+        nothing when it ended."""
+        keys = [self.names.result(job_id), self.names.events, self.names.running(job_id), self.names.state(job_id)]
+        retention = self.retention
+        args: list[Any] = [
+            event.model_dump_json(),
+            retention.events_maxlen,
+            retention.channel or "",
+            token,
+            state.body,
+            state.ttl_s,
+        ]
         return bool(self._attempt_failed(keys=keys, args=args))
 
     def duplicate(self, lease: Lease, job_id: str, stored: JobResult | None) -> None:

@@ -1,4 +1,4 @@
-"""What a running job tells Redis and asks of it: processing and progress events, cancellation, at every step.
+"""What a running job tells Redis and asks of it at every denoising step: progress events and cancellation.
 
 A Redis outage during generation does not fail the job: these intermediate events and checks are skipped with a
 warning (and not tried again for a short while, so an outage cannot stall every step); the terminal write waits
@@ -11,14 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
 
 import redis
 
-from npc_video_client.contract import JobProcessingEvent, JobProgressEvent, QualityPreset
+from npc_video_client.contract import JobProgressEvent
 from npc_video_client.errors import JobError
-from worker.logs import add_log_context
 from worker.queue.events import EventWriter, ProgressThrottle
+from worker.queue.job_state import JobStates, Progress
+from worker.queue.runs import Run
 from worker.queue.waiting import is_transient
 
 log = logging.getLogger(__name__)
@@ -27,54 +27,47 @@ REDIS_RETRY_AFTER_S = 2.0
 
 
 class RedisJobHooks:
+    """The hooks (worker.job.JobHooks) of one run of a job."""
+
     def __init__(
         self,
         events: EventWriter,
+        states: JobStates,
         client: redis.Redis,
         cancel_key: str,
-        job_id: str,
-        attempt: int,
+        run: Run,
         *,
         progress_interval_ms: int,
         on_step: Callable[[], None],
-        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.events = events
+        self.states = states
         self.client = client
         self.cancel_key = cancel_key
-        self.job_id = job_id
-        self.attempt = attempt
+        self.run = run
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
-        self.metadata = metadata  # the envelope's, echoed in every event
         self._redis_down_until = 0.0
         self._begun: Future[int] | None = None
         self._gave_up: Callable[[int], JobError | None] | None = None
 
-    def processing(self, model: str, preset: QualityPreset) -> None:
-        add_log_context(model=model)
-        event = self.events.stamp(
-            JobProcessingEvent,
-            job_id=self.job_id,
-            attempt=self.attempt,
-            model=model,
-            preset=preset,
-            metadata=self.metadata,
-        )
-        self._best_effort(lambda: self.events.emit(event))
-
     def progress(self, step: int, total_steps: int) -> None:
+        """A job:progress event with the job's running state, at most once per progress interval (the last step
+        always)."""
         self.on_step()
+        run = self.run
+        run.progress = Progress(step, total_steps)
         if self.throttle.due(step, total_steps):
             event = self.events.stamp(
                 JobProgressEvent,
-                job_id=self.job_id,
+                job_id=run.job_id,
                 step=step,
                 total_steps=total_steps,
-                progress=round(step / total_steps, 4),
-                metadata=self.metadata,
+                progress=run.progress.fraction,
+                metadata=run.metadata,
             )
-            self._best_effort(lambda: self.events.emit(event))
+            state = self.states.running(run.job_id, run.attempt, run.progress)
+            self._best_effort(lambda: self.events.emit(event, state))
 
     def begin_with(self, begun: Future[int], gave_up: Callable[[int], JobError | None]) -> None:
         """The run's begin (attempt counted, job:processing written) is under way on another thread: the first
@@ -86,8 +79,8 @@ class RedisJobHooks:
         if self._begun is None:
             return
         begun, self._begun = self._begun, None
-        self.attempt = begun.result()
-        error = self._gave_up(self.attempt) if self._gave_up is not None else None
+        attempt = begun.result()
+        error = self._gave_up(attempt) if self._gave_up is not None else None
         if error is not None:
             raise error
 

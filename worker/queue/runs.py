@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import redis
 
+from npc_video_client.contract import JobProcessingEvent, QualityPreset
 from npc_video_client.names import StreamNames
+from npc_video_client.protocol import text
 from worker.queue.connection import run_scripts
+from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates, Progress, StateWrite
 from worker.queue.leases import Lease
 
 # Shared by the scripts that must not act on a job that already ended.
@@ -49,16 +53,20 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'run', ''}
 """
 )
-# KEYS: attempts, events.  ARGV: attempts_ttl_s, max_attempts, the job:processing event's JSON before and after its
-# attempt number ('' and '': no event), events MAXLEN, PUBLISH channel ('' = none). One round trip: the device starts
-# the run right after it, so its gap between jobs stays a fraction of a millisecond of Redis.
+# KEYS: attempts, events, state.  ARGV: attempts_ttl_s, max_attempts, the job:processing event's JSON object without
+# its attempt ('' = no event), events MAXLEN, PUBLISH channel ('' = none), the job's running state without its
+# attempt ('' = none), the state's TTL s. The attempt, known only here, is appended as each object's last member.
+# One round trip: the device starts the run right beside it, so its gap between jobs stays a fraction of a
+# millisecond of Redis.
 _BEGIN = """
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+local function with_attempt(object) return string.sub(object, 1, -2) .. ',"attempt":' .. n .. '}' end
 if n <= tonumber(ARGV[2]) and ARGV[3] ~= '' then
-  local body = ARGV[3] .. n .. ARGV[4]
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', body)
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], body) end
+  local body = with_attempt(ARGV[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', body)
+  if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], body) end
+  if ARGV[6] ~= '' then redis.call('SET', KEYS[3], with_attempt(ARGV[6]), 'EX', ARGV[7]) end
 end
 return n
 """
@@ -76,14 +84,15 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 @dataclass
 class Run:
-    """One claimed run of a job: its lease, the job lock's token, its attempt number (0 until it begins), and the
-    envelope's metadata (echoed in every event and the result)."""
+    """One claimed run of a job: its lease, the job lock's token, its attempt number (0 until it begins), the
+    envelope's metadata (echoed in every event and the result) and how far it got (its state's progress)."""
 
     lease: Lease
     job_id: str
     token: str
     attempt: int = 0
     metadata: dict[str, Any] | None = None
+    progress: Progress = field(default_factory=Progress)
 
 
 class RunRegistry:
@@ -112,21 +121,19 @@ class RunRegistry:
 
 @dataclass(frozen=True)
 class Announcement:
-    """A job:processing event to write when its run begins, split around its attempt number (known only then)."""
+    """What a run that begins writes: its job:processing event and its running state, as JSON objects without their
+    `attempt`, which is known only then (the begin script appends it)."""
 
-    before: str
-    after: str
+    event_without_attempt: str
     max_attempts: int
     maxlen: int
     channel: str | None
+    state: StateWrite | None = None  # its body without the attempt
 
-    @classmethod
-    def of(cls, event_json: str, placeholder: int, **rest: Any) -> Announcement:
-        token = f'"attempt":{placeholder}'
-        at = event_json.rfind(token)  # the event's own field: serialized after the (echoed) metadata
-        if at < 0:
-            raise ValueError(f"event has no {token}")
-        return cls(event_json[: at + len('"attempt":')], event_json[at + len(token) :], **rest)
+    def __post_init__(self) -> None:
+        objects = [self.event_without_attempt] + ([self.state.body] if self.state else [])
+        if not all(text.endswith("}") for text in objects):
+            raise ValueError("an announcement's event and state are JSON objects")
 
 
 class Verdict(StrEnum):
@@ -141,17 +148,27 @@ class Claim:
     detail: str = ""  # the final status, or the holder of the lock
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RunGate:
-    def __init__(self, client: redis.Redis, names: StreamNames, consumer: str, lock_ms: int, attempts_ttl_s: int):
+    def __init__(
+        self,
+        client: redis.Redis,
+        names: StreamNames,
+        consumer: str,
+        lock_ms: int,
+        attempts_ttl_s: int,
+        *,
+        events: EventWriter,
+        states: JobStates,
+        max_attempts: int,
+    ):
         self.client = client
         self.names = names
         self.consumer = consumer
         self.lock_ms = lock_ms
         self.attempts_ttl_s = attempts_ttl_s
+        self.events = events
+        self.states = states
+        self.max_attempts = max_attempts
         self._claim = client.register_script(_CLAIM)
         self._begin = client.register_script(_BEGIN)
         self._renew = client.register_script(_RENEW)
@@ -169,22 +186,42 @@ class RunGate:
         entry_id = token.removeprefix(f"{self.consumer}/").split("/", 1)[0]
         args: list[Any] = [token, self.lock_ms, self._token_prefix(entry_id)]
         reply: Any = self._claim(keys=keys, args=args)
-        return Claim(Verdict(_text(reply[0])), detail=_text(reply[1]))
+        return Claim(Verdict(text(reply[0])), detail=text(reply[1]))
 
     def begin(self, job_id: str, announce: Announcement | None = None) -> int:
         """Count a run that begins (on the device, as a cache hit, or failing in preparation): its attempt. With
         `announce`, its job:processing event is written in the same step, unless the run is one too many."""
-        args: list[Any] = [self.attempts_ttl_s, 0, "", "", 1, ""]
+        args: list[Any] = [self.attempts_ttl_s, 0, "", 1, "", "", 1]
         if announce is not None:
+            state = announce.state
             args = [
                 self.attempts_ttl_s,
                 announce.max_attempts,
-                announce.before,
-                announce.after,
+                announce.event_without_attempt,
                 announce.maxlen,
                 announce.channel or "",
+                state.body if state else "",
+                state.ttl_s if state else 1,
             ]
-        return int(self._begin(keys=[self.names.attempts(job_id), self.names.events], args=args))
+        keys = [self.names.attempts(job_id), self.names.events, self.names.state(job_id)]
+        return int(self._begin(keys=keys, args=args))
+
+    def begin_run(self, run: Run, model: str, preset: QualityPreset, steps: int) -> int:
+        """The run begins on the device or as a cache hit: its attempt counted, its job:processing event and its
+        running state written, in one round trip (neither for a run one too many: it ends at once). Sets and returns
+        `run.attempt`."""
+        event = self.events.stamp(
+            JobProcessingEvent, job_id=run.job_id, attempt=0, model=model, preset=preset, metadata=run.metadata
+        )
+        announce = Announcement(
+            event.model_dump_json(exclude={"attempt"}),
+            self.max_attempts,
+            self.events.maxlen,
+            self.events.channel,
+            state=self.states.running_without_attempt(run.job_id, steps),
+        )
+        run.attempt = self.begin(run.job_id, announce)
+        return run.attempt
 
     def renew(self, locks: list[tuple[str, str]]) -> None:
         """Keep the locks of the runs in progress here alive: (job_id, token) pairs, one round trip."""

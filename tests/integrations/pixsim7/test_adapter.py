@@ -19,10 +19,6 @@ from tests.support.waiting import wait_until
 
 NAMES = StreamNames("npc")
 PUBLIC = "https://videos.example.test/npc"  # the worker's NPC_WORKER_PUBLIC_BASE_URL: playable http(s) URLs
-WORKER_STATE = pytest.mark.xfail(
-    strict=True, reason="the worker's state writes (issue 17, worker side) are not on this branch yet"
-)
-
 
 def service() -> Any:
     from pixsim7.backend.main.domain.providers.execution.file_resolver import AssetTable
@@ -64,7 +60,6 @@ def test_a_generation_completes_with_a_fetchable_clip(load_plugin, start_worker,
     assert all(status.status in (ProviderStatus.PENDING, ProviderStatus.PROCESSING) for status in seen[:-1])
 
 
-@WORKER_STATE
 def test_pixsim7_sees_the_progress_rise_while_the_worker_runs(load_plugin, start_worker):
     from pixsim7.backend.main.domain import ProviderStatus
 
@@ -90,9 +85,6 @@ def test_a_bad_image_fails_with_the_workers_message(load_plugin, start_worker):
     assert submission.response["error_message"] == failed.error_message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="worker/images.py (worker side) quotes PIL's message, which holds a BytesIO repr"
-)
 def test_the_workers_message_for_a_bad_image_holds_no_python_repr(load_plugin, start_worker):
     load_plugin()
     start_worker()

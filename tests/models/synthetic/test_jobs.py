@@ -13,7 +13,7 @@ from pipelines.families import FAMILIES
 from tests.support.catalogs import write_catalog
 from tests.support.jobs import envelope
 from tests.support.video import decode_mp4, path_of
-from worker.runtime import build_runner
+from worker.runtime import build_runtime
 from worker.settings import Settings
 
 
@@ -38,7 +38,7 @@ def test_a_job_runs_end_to_end_on_the_narrow_synthetic_model(tmp_path: Path, nam
         storage_url=f"file://{tmp_path / 'outputs'}",
         data_dir=tmp_path / "data",
     )
-    runner = build_runner(settings)
+    runner = build_runtime(settings)
     # 64x64 is also the only size the narrow CogVideoX 1.0 learned positional embeddings take
     result = runner.run(envelope(f"job-{name}", width=64, height=64, duration=0.5))
 

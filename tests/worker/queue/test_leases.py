@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from npc_video_client.names import GROUP, LANES_BY_PRIORITY, Lane
-from worker.queue.leases import Lease, Leases, Ownership
+from worker.queue.leases import BUSY_RECHECK_S, Lease, Leases, Ownership
 
 
 def make_leases(redis_client, names, consumer: str = "c1", claim_idle_ms: int = 60_000) -> Leases:
@@ -178,7 +178,7 @@ def test_keepalive_refreshes_the_idle_time_of_every_owned_lease(redis_client, na
     for lane in LANES_BY_PRIORITY:
         submit(redis_client, names, lane.value, f"job-{lane.value}")
     held = leases.read_new(list(LANES_BY_PRIORITY), count=5, block_ms=None)
-    held[0].running = True  # running or waiting: both are kept alive
+    assert leases.start(held[0])  # running or waiting: both are kept alive
     time.sleep(0.6)
     assert leases.keepalive() == {Ownership.OWNED: 3}
     for lease in held:
@@ -202,7 +202,7 @@ def test_keepalive_drops_waiting_leases_taken_or_done_elsewhere_but_keeps_runnin
     for index in range(4):
         submit(redis_client, names, "normal", f"j{index}")
     taken_waiting, done_waiting, taken_running, done_running = leases.read_new([Lane.NORMAL], 4, None)
-    taken_running.running = done_running.running = True
+    assert leases.start(taken_running) and leases.start(done_running)
     for lease in (taken_waiting, taken_running):
         redis_client.xclaim(lease.stream, GROUP, "other", 0, [lease.entry_id])
     for lease in (done_waiting, done_running):
@@ -264,3 +264,26 @@ def test_release_forgets_only_that_lease_object(redis_client, names):
     assert leases.owned() == [lease]
     leases.release(lease)
     assert leases.owned() == []
+
+
+def test_scheduling_state_changes_only_through_the_registry(redis_client, names):
+    leases = make_leases(redis_client, names)
+    for index in range(3):
+        submit(redis_client, names, "normal", f"job-{index}")
+    first, second, third = leases.read_new([Lane.NORMAL], count=3, block_ms=None)
+    with pytest.raises(AttributeError):
+        first.running = True  # type: ignore[misc]
+    assert leases.start(third, passed_over=[first, second])
+    assert (first.skips, second.skips, third.running) == (1, 1, True)
+    leases.retry_later(third, 60.0, solo=True)
+    assert not third.running and third.solo and third.due > time.monotonic() + 50
+    assert leases.due_waiting(Lane.NORMAL) == 2  # the retry is not due
+    assert leases.start(first)
+    assert leases.wait_for_other_run(first) == BUSY_RECHECK_S[0]
+    assert leases.wait_for_other_run(first) == BUSY_RECHECK_S[1]  # a little later each time
+    assert not first.running
+    leases.identify(first, "job-0")
+    assert first.job_id == "job-0"
+    assert leases.start(second)
+    leases.put_back(second)
+    assert not second.running and leases.start(second)

@@ -14,11 +14,15 @@ from npc_video_client.contract import (
     JobCompletedEvent,
     JobFailedEvent,
     JobResult,
+    JobState,
+    JobStateStatus,
     JobStatus,
 )
-from npc_video_client.names import GROUP, Lane
+from npc_video_client.errors import JobError
+from npc_video_client.names import GROUP, Lane, StreamNames
 from tests.support.streams import dead_letters, events, final_events
 from tests.support.waiting import wait_until
+from worker.queue.job_state import JobStates, Progress, StateWrite
 from worker.queue.leases import Lease, Leases
 from worker.queue.outcomes import Outcomes, Retention, dead_letter_error
 
@@ -172,6 +176,11 @@ def test_final_events_are_mirrored_on_the_channel(redis_client, names):
     pubsub.close()
 
 
+def retrying_state(job_id: str, attempt: int) -> StateWrite:
+    error = JobError(ErrorCode.OUT_OF_MEMORY, "oom")
+    return JobStates(StreamNames("npc"), "c1", 3600).retrying(job_id, attempt, Progress(3, 8), error)
+
+
 def retryable_event(job_id: str, attempt: int) -> BaseModel:
     return JobFailedEvent(
         job_id=job_id,
@@ -188,9 +197,19 @@ def test_attempt_failed_reports_a_retryable_failure_and_lets_go_of_the_lock(redi
     outcomes = make_outcomes(redis_client, names)
     redis_client.set(names.running("job"), "tok")
     redis_client.set(names.attempts("job"), 1)
-    assert outcomes.attempt_failed("job", retryable_event("job", 1), "tok") is True
+    assert outcomes.attempt_failed("job", retryable_event("job", 1), "tok", retrying_state("job", 1)) is True
     (event,) = events(redis_client, names, "job")
     assert (event["type"], event["retryable"], event["attempt"]) == ("job:failed", True, 1)
+    state = JobState.model_validate_json(redis_client.get(names.state("job")))
+    assert (state.status, state.attempt, state.step, state.steps, state.progress) == (
+        JobStateStatus.RETRYING,
+        1,
+        3,
+        8,
+        0.375,
+    )
+    assert (state.error_code, state.error_message, state.worker) == (ErrorCode.OUT_OF_MEMORY, "oom", "c1")
+    assert 3590 < redis_client.ttl(names.state("job")) <= 3600
     assert not redis_client.exists(names.running("job"))
     assert redis_client.get(names.attempts("job")) == b"1"  # the next run counts on from here
     assert not redis_client.exists(names.result("job"))
@@ -200,7 +219,7 @@ def test_attempt_failed_reports_a_retryable_failure_and_lets_go_of_the_lock(redi
 def test_attempt_failed_keeps_a_lock_it_does_not_hold(redis_client, names):
     outcomes = make_outcomes(redis_client, names)
     redis_client.set(names.running("job"), "other")
-    outcomes.attempt_failed("job", retryable_event("job", 1), "tok")
+    outcomes.attempt_failed("job", retryable_event("job", 1), "tok", retrying_state("job", 1))
     assert redis_client.get(names.running("job")) == b"other"
 
 
@@ -208,9 +227,11 @@ def test_attempt_failed_does_nothing_once_the_job_is_final(redis_client, names):
     outcomes = make_outcomes(redis_client, names)
     lease = delivered(redis_client, names, "x")
     result = completed("job")
-    outcomes.finish(lease, "job", completed_event(result), result=result)
+    final = JobStates(StreamNames("npc"), "c1", 3600).final(result, 1, Progress(8, 8))
+    outcomes.finish(lease, "job", completed_event(result), result=result, state=final)
     redis_client.set(names.running("job"), "late-run")
-    assert outcomes.attempt_failed("job", retryable_event("job", 2), "late-run") is False
+    assert outcomes.attempt_failed("job", retryable_event("job", 2), "late-run", retrying_state("job", 2)) is False
+    assert JobState.model_validate_json(redis_client.get(names.state("job"))).status is JobStateStatus.COMPLETED
     assert [event["type"] for event in events(redis_client, names, "job")] == ["job:completed"]
     assert not redis_client.exists(names.running("job"))  # its own lock is still let go
 

@@ -8,14 +8,30 @@ import time
 
 import pytest
 
-from npc_video_client.contract import JobResult, JobStatus
-from worker.queue.runs import Claim, RunGate, Verdict
+from npc_video_client.contract import JobProcessingEvent, JobResult, JobState, JobStateStatus, JobStatus, QualityPreset
+from npc_video_client.names import Lane
+from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates
+from worker.queue.leases import Lease
+from worker.queue.runs import Claim, Run, RunGate, Verdict
 
 ATTEMPTS_TTL_S = 3600
+MAX_ATTEMPTS = 2
 
 
 def make_gate(redis_client, names, consumer: str = "c1", lock_ms: int = 30_000) -> RunGate:
-    return RunGate(redis_client, names, consumer, lock_ms, ATTEMPTS_TTL_S)
+    events = EventWriter(redis_client, names, consumer, maxlen=1000, channel=None)
+    states = JobStates(names, consumer, ATTEMPTS_TTL_S)
+    return RunGate(
+        redis_client,
+        names,
+        consumer,
+        lock_ms,
+        ATTEMPTS_TTL_S,
+        events=events,
+        states=states,
+        max_attempts=MAX_ATTEMPTS,
+    )
 
 
 def test_a_claim_takes_the_lock_and_a_run_that_begins_counts_one_attempt(redis_client, names):
@@ -107,3 +123,28 @@ def test_an_unrenewed_lock_expires_and_the_job_can_run_again(redis_client, names
     assert other.claim("job", other.new_token("2-0")).verdict is Verdict.BUSY
     time.sleep(0.6)
     assert other.claim("job", other.new_token("2-0")) == Claim(Verdict.RUN)
+
+
+def test_a_run_that_begins_writes_job_processing_with_its_attempt_until_one_too_many(redis_client, names):
+    gate = make_gate(redis_client, names)
+    lease = Lease(Lane.NORMAL, names.lane("normal"), "1-0", {b"job": b"{}"})
+    metadata = {"attempt": "the producer's own key", "nested": {"attempt": 9}, "big": 2**62}
+    for expected in (1, 2, 3):
+        run = Run(lease, "job", gate.new_token("1-0"), metadata=metadata)
+        assert gate.begin_run(run, "tiny-wan", QualityPreset.FAST, 8) == expected == run.attempt
+        if expected <= MAX_ATTEMPTS:
+            state = JobState.model_validate_json(redis_client.get(names.state("job")))
+            assert (state.status, state.attempt, state.steps, state.step, state.worker) == (
+                JobStateStatus.RUNNING,
+                expected,
+                8,
+                None,
+                "c1",
+            )
+            assert 0 < redis_client.ttl(names.state("job")) <= ATTEMPTS_TTL_S
+    events = [
+        JobProcessingEvent.model_validate_json(fields[b"event"]) for _id, fields in redis_client.xrange(names.events)
+    ]
+    assert [event.attempt for event in events] == [1, 2]  # the third run is one too many: it ends, unannounced
+    assert all(event.metadata == metadata and event.model == "tiny-wan" for event in events)
+    assert all(event.worker == "c1" and event.preset is QualityPreset.FAST for event in events)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from npc_video_client.contract import RETRYABLE_CODES, ErrorCode, JobStatus, QualityPreset
+from npc_video_client.contract import RETRYABLE_CODES, ErrorCode, JobStatus
 from npc_video_client.errors import JobError
 from tests.support.jobs import envelope
 from tests.support.seaweed import SeaweedServer
@@ -110,9 +110,6 @@ class StopServerAtFirstStep:
 
     def __init__(self, server: SeaweedServer) -> None:
         self.server = server
-
-    def processing(self, model: str, preset: QualityPreset) -> None:
-        return None
 
     def progress(self, step: int, total_steps: int) -> None:
         self.server.stop()

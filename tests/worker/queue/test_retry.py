@@ -6,7 +6,7 @@ import pytest
 
 from npc_video_client.contract import RETRYABLE_CODES, ErrorCode
 from npc_video_client.errors import JobCancelled, JobError
-from worker.retry import RetryPolicy
+from worker.queue.retry import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=4, backoff_ms=500)
 FINAL_CODES = sorted(set(ErrorCode) - RETRYABLE_CODES)
@@ -41,6 +41,9 @@ def test_zero_backoff_retries_immediately():
     assert RetryPolicy(max_attempts=3, backoff_ms=0).delay_s(JobError(ErrorCode.INTERNAL_ERROR, "x"), 1) == 0.0
 
 
-@pytest.mark.parametrize(("attempt", "exhausted"), [(1, False), (4, False), (5, True), (9, True)])
-def test_a_run_beyond_max_attempts_is_exhausted(attempt, exhausted):
-    assert POLICY.exhausted(attempt) is exhausted
+@pytest.mark.parametrize(("attempt", "gives_up"), [(1, False), (4, False), (5, True), (9, True)])
+def test_a_run_beyond_max_attempts_gives_up(attempt, gives_up):
+    error = POLICY.gave_up(attempt)
+    assert (error is not None) is gives_up
+    if error is not None:
+        assert error.code is ErrorCode.INTERNAL_ERROR and f"after {attempt - 1} runs started" in error.message

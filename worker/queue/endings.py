@@ -1,17 +1,21 @@
-"""How a job ends, or runs again: the one place where an outcome becomes a terminal write or a retry.
+"""Stage 5, endings: how a run ends, or runs again; the one place where an outcome becomes a terminal write or a
+retry.
 
 A completed result, or the error that stopped a run (or refused a payload before any run), becomes the final
 event (job:completed, job:failed, job:expired or job:cancelled), the stored result and, for failures, a dead
-letter, all written by worker.queue.outcomes in one atomic step. A failure the retry policy allows again becomes
-a retryable job:failed and a later run of the same entry. Counted on /metrics once, when the write happened.
+letter, all written by worker.queue.outcomes in one atomic step. A failure the retry policy (worker.queue.retry)
+allows again becomes a retryable job:failed and a later run of the same entry. An entry of a job that already
+ended is acknowledged as a duplicate; a run that never began (a stop while it waited for the device) is let go.
+Counted on /metrics once, when the write happened.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from typing import Any
 
+import redis
 from pydantic import BaseModel
 
 from npc_video_client.contract import (
@@ -24,13 +28,15 @@ from npc_video_client.contract import (
 )
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
 from worker.failures import failure_result
+from worker.job import PreparedJob, request_summary
 from worker.metrics import WorkerMetrics
 from worker.queue.events import EventWriter
+from worker.queue.job_state import JobStates, Progress
 from worker.queue.leases import Lease, Leases
 from worker.queue.outcomes import Outcomes, dead_letter_error
-from worker.queue.runs import Run, RunRegistry
+from worker.queue.retry import RetryPolicy
+from worker.queue.runs import Run, RunGate, RunRegistry
 from worker.queue.waiting import RedisWaiter
-from worker.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +50,22 @@ class Endings:
         redis: RedisWaiter,
         leases: Leases,
         runs: RunRegistry,
+        gate: RunGate,
+        states: JobStates,
         metrics: WorkerMetrics,
         policy: RetryPolicy,
+        refresh_urls: Callable[[JobResult], JobResult],
     ) -> None:
         self.events = events
         self.outcomes = outcomes
         self.redis = redis
         self.leases = leases
         self.runs = runs
+        self.gate = gate
+        self.states = states
         self.metrics = metrics
         self.policy = policy
+        self.refresh_urls = refresh_urls
         self.jobs_done = 0
 
     def failed(self, run: Run, error: JobError, partial: JobResult | None, *, batched: bool = False) -> None:
@@ -64,11 +76,10 @@ class Endings:
             self.end(run.lease, run.job_id, error, run=run, partial=partial)
             return
         event = self.failed_event(run.job_id, error, run.attempt, retryable=True, metadata=run.metadata)
-        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token))
+        state = self.states.retrying(run.job_id, run.attempt, run.progress, error)
+        self.redis.call(lambda: self.outcomes.attempt_failed(run.job_id, event, run.token, state))
         self.runs.untrack(run)
-        run.lease.solo = run.lease.solo or batched
-        run.lease.due = time.monotonic() + delay_s
-        run.lease.running = False
+        self.leases.retry_later(run.lease, delay_s, solo=batched)
         self.metrics.observe_retry(error.code)
         log.warning("attempt %d failed (%s); retrying in %.1f s", run.attempt, error.code.value, delay_s)
 
@@ -103,6 +114,8 @@ class Endings:
                 event = self.failed_event(job_id, error, attempt, retryable=False, metadata=metadata)
                 dead_error = dead_letter_error(job_id, error.code.value, error.message, attempt)
         stored = result
+        progress = run.progress if run else Progress()
+        state = self.states.final(result, attempt, progress) if result_key else None
         written = self.redis.call(
             lambda: self.outcomes.finish(
                 lease,
@@ -111,6 +124,7 @@ class Endings:
                 result=stored if result_key else None,
                 token=run.token if run else "",
                 dead_error=dead_error,
+                state=state,
             )
         )
         if run is not None:
@@ -126,6 +140,34 @@ class Endings:
             log.info("job completed in %.0f ms (cache hit: %s)", result.timings.total_ms, result.cache_hit)
         else:
             log.info("job ended %s: %s", result.status.value, result.error_message)
+
+    def gave_up(self, run: Run, prepared: PreparedJob) -> bool:
+        """A run that began one beyond max_attempts (every earlier run died with its worker) ends here: True."""
+        error = self.policy.gave_up(run.attempt)
+        if error is None:
+            return False
+        partial = request_summary(run.job_id, prepared.request, run.metadata)
+        self.end(run.lease, run.job_id, error, run=run, partial=partial)
+        return True
+
+    def duplicate(self, lease: Lease, job_id: str) -> None:
+        """An entry of a job that already ended: acknowledged, and its stored result pushed to waiting clients."""
+        stored = self.redis.call(lambda: self.outcomes.stored_result(job_id))
+        refreshed = self.refresh_urls(stored) if stored is not None else None
+        self.redis.call(lambda: self.outcomes.duplicate(lease, job_id, refreshed))
+        self.metrics.duplicates.inc()
+        self.leases.release(lease)
+
+    def abandon(self, run: Run) -> None:
+        """A claimed run that never began (a stop while it waited for the device): its lock is let go and its
+        entry waits to be handed back."""
+        try:
+            self.gate.release(run.job_id, run.token)
+        except redis.RedisError as exc:
+            log.warning("could not undo the start of job %s (%s); its lock expires on its own", run.job_id, exc)
+        self.runs.untrack(run)
+        self.leases.put_back(run.lease)
+        self.metrics.in_flight.dec()
 
     def failed_event(
         self, job_id: str, error: JobError, attempt: int, *, retryable: bool, metadata: dict[str, Any] | None

@@ -28,6 +28,12 @@ class RetryPolicy:
             return None
         return float(self.backoff_ms / 1000 * 2 ** (attempt - 1))
 
-    def exhausted(self, attempt: int) -> bool:
-        """A run that starts beyond the limit: earlier runs of this job died with their worker every time."""
-        return attempt > self.max_attempts
+    def gave_up(self, attempt: int) -> JobError | None:
+        """The error that ends a run which starts beyond the limit (every earlier run died with its worker), else
+        None."""
+        if attempt <= self.max_attempts:
+            return None
+        return JobError(
+            ErrorCode.INTERNAL_ERROR,
+            f"gave up after {attempt - 1} runs started (a worker may have died on this job each time)",
+        )

@@ -1,4 +1,4 @@
-"""End to end through JobRunner on the tiny real Wan pipeline: envelope -> MP4 in local storage -> result."""
+"""End to end through Runtime on the tiny real Wan pipeline: envelope -> MP4 in local storage -> result."""
 
 from __future__ import annotations
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from npc_video_client import JobStateStatus, NpcVideoClient
 from npc_video_client.contract import JobState
 from tests.support.jobs import envelope
 
-WORKER_STATE = pytest.mark.xfail(
-    strict=True, reason="the worker's state writes (issue 17, worker side) are not on this branch yet"
-)
 
-
-@WORKER_STATE
 def test_a_polling_producer_sees_progress_rise_to_completion(live):
     client = NpcVideoClient(live.url)
     client.submit({**envelope("live-state", steps=40, width=32, height=32), "metadata": {"generation_id": 7101}})

@@ -61,11 +61,11 @@ def last_line_json(stdout: str) -> dict:
 # -- schema (no torch: fast) ------------------------------------------------------------------------------
 
 
-def test_schema_prints_all_three_schemas(tmp_path):
+def test_schema_prints_all_four_schemas(tmp_path):
     done = npc_worker("schema", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     schemas = json.loads(done.stdout)
-    assert set(schemas) == {"envelope", "result", "event"}
+    assert set(schemas) == {"envelope", "result", "event", "state"}
     envelope_schema = schemas["envelope"]
     assert set(envelope_schema["required"]) == {"job_id", "operation_type", "params"}
     params_schema = envelope_schema["$defs"]["NpcResponseParams"]

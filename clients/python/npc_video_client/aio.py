@@ -30,6 +30,7 @@ from npc_video_client.protocol import (
     block_seconds,
     cancel_outcome,
     check_state_ttl,
+    ended_status,
     no_such_key,
     parse_lane,
     parse_result,
@@ -66,8 +67,9 @@ class AsyncNpcVideoClient:
                     try:
                         await pipe.watch(result_key)  # a result written before EXEC aborts the transaction
                         stored = await pipe.get(result_key)
-                        if stored is not None:
-                            raise JobAlreadyEnded(job_id, parse_result(stored).status.value)
+                        ended = None if stored is None else ended_status(job_id, stored)
+                        if ended is not None:
+                            raise JobAlreadyEnded(job_id, ended)
                         pipe.multi()  # type: ignore[no-untyped-call]
                         fields: Any = {"job": body}
                         pipe.xadd(lane_key, fields)
@@ -114,9 +116,9 @@ class AsyncNpcVideoClient:
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=True)
             pipe.get(self.names.state(job_id))
-            pipe.exists(self.names.result(job_id))
-            stored_state, result_exists = await pipe.execute()
-            outcome = cancel_outcome(stored_state, result_exists)
+            pipe.get(self.names.result(job_id))
+            stored_state, stored_result = await pipe.execute()
+            outcome = cancel_outcome(job_id, stored_state, stored_result)
             if outcome is not CancelOutcome.ALREADY_ENDED:
                 await self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
         return outcome

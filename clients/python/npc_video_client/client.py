@@ -31,6 +31,7 @@ from npc_video_client.protocol import (
     block_seconds,
     cancel_outcome,
     check_state_ttl,
+    ended_status,
     no_such_key,
     parse_lane,
     parse_result,
@@ -83,8 +84,9 @@ class NpcVideoClient:
                 try:
                     pipe.watch(result_key)  # type: ignore[no-untyped-call]  # a result written before EXEC: checked again
                     stored = pipe.get(result_key)
-                    if stored is not None:
-                        raise JobAlreadyEnded(job_id, parse_result(stored).status.value)
+                    ended = None if stored is None else ended_status(job_id, stored)
+                    if ended is not None:
+                        raise JobAlreadyEnded(job_id, ended)
                     pipe.multi()
                     fields: Any = {"job": body}
                     pipe.xadd(lane_key, fields)
@@ -140,9 +142,9 @@ class NpcVideoClient:
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=True)
             pipe.get(self.names.state(job_id))
-            pipe.exists(self.names.result(job_id))
-            stored_state, result_exists = pipe.execute()
-            outcome = cancel_outcome(stored_state, result_exists)
+            pipe.get(self.names.result(job_id))
+            stored_state, stored_result = pipe.execute()
+            outcome = cancel_outcome(job_id, stored_state, stored_result)
             if outcome is not CancelOutcome.ALREADY_ENDED:
                 self.redis.set(self.names.cancel(job_id), "1", ex=ttl_s)
         return outcome

@@ -94,6 +94,20 @@ def parse_result(stored: bytes | str) -> JobResult:
     return JobResult.model_validate_json(stored)
 
 
+def ended_status(job_id: str, stored_result: bytes | str) -> str | None:
+    """The status of a stored final result, or None when the result key holds no result: the worker does not count
+    such a value as final (it runs the job and replaces it), so neither does a producer."""
+    try:
+        return parse_result(stored_result).status.value
+    except ValidationError as exc:
+        log.warning(
+            "the result key of job %s holds no result (%s); the worker replaces it",
+            job_id,
+            describe_validation_error(exc),
+        )
+        return None
+
+
 def queued_state(job_id: str) -> str:
     """The state JSON a producer writes with the job's XADD."""
     return JobState(job_id=job_id, status=JobStateStatus.QUEUED, updated_at=now_ms()).model_dump_json()
@@ -119,19 +133,23 @@ def state_from_result(result: JobResult) -> JobState:
 
 def resolve_state(job_id: str, stored_state: bytes | str | None, stored_result: bytes | str | None) -> JobState:
     """`status()`'s answer from the two keys: a final state as stored; a result without a final state (the state
-    expired, or a worker older than 1.2 never wrote one) as derived from the result; UnknownJob when neither exists."""
+    expired, or a worker older than 1.2 never wrote one) as derived from the result; UnknownJob when neither exists.
+    A result key holding no result counts as no result, as for the worker."""
     state = None if stored_state is None else JobState.model_validate_json(stored_state)
-    if stored_result is not None and (state is None or not state.final):
+    ended = stored_result is not None and ended_status(job_id, stored_result) is not None
+    if stored_result is not None and ended and (state is None or not state.final):
         return state_from_result(parse_result(stored_result))
     if state is None:
         raise UnknownJob(job_id)
     return state
 
 
-def cancel_outcome(stored_state: bytes | str | None, result_exists: int) -> CancelOutcome:
-    if result_exists or (stored_state is not None and JobState.model_validate_json(stored_state).final):
+def cancel_outcome(job_id: str, stored_state: bytes | str | None, stored_result: bytes | str | None) -> CancelOutcome:
+    if stored_result is not None and ended_status(job_id, stored_result) is not None:
         return CancelOutcome.ALREADY_ENDED
-    return CancelOutcome.UNKNOWN if stored_state is None else CancelOutcome.CANCELLED
+    if stored_state is None:
+        return CancelOutcome.UNKNOWN
+    return CancelOutcome.ALREADY_ENDED if JobState.model_validate_json(stored_state).final else CancelOutcome.CANCELLED
 
 
 def check_state_ttl(seconds: int) -> int:

@@ -107,6 +107,16 @@ def test_an_ended_job_id_is_refused_and_nothing_is_enqueued(client, raw):
     assert raw.exists(NAMES.lane("normal")) == 0
 
 
+def test_a_result_key_holding_no_result_does_not_count_as_ended(client, raw, caplog):
+    """The worker runs such a job and replaces the value; the client submits, and status and cancel agree."""
+    raw.set(NAMES.result("s-corrupt"), "not a result")
+    with caplog.at_level("WARNING"):
+        client.submit(envelope("s-corrupt"))
+    assert "the result key of job s-corrupt holds no result" in caplog.text
+    assert client.status("s-corrupt").status == JobStateStatus.QUEUED
+    assert client.cancel("s-corrupt") is CancelOutcome.CANCELLED
+
+
 def test_a_lane_that_does_not_exist_is_named(client):
     with pytest.raises(ValueError, match=r'lane: must be high, normal or low \(got "urgent"\)'):
         client.submit(envelope("s-lane"), lane="urgent")

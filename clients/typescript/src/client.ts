@@ -18,7 +18,14 @@ import {
 } from "./errors.js";
 import { EventStream, type EventStreamOptions, START_OF_STREAM } from "./events.js";
 import { type Lane, LANES, type StreamNames, streamNames } from "./names.js";
-import { type CancelOutcome, cancelOutcome, CONTRACT_VERSION, queuedState, resolveState } from "./state.js";
+import {
+  type CancelOutcome,
+  cancelOutcome,
+  CONTRACT_VERSION,
+  endedStatus,
+  queuedState,
+  resolveState,
+} from "./state.js";
 
 /** The largest seed a JavaScript number holds exactly; the worker accepts up to 2^63-1, but larger numbers are
  * rounded by JSON.stringify before they are sent, so they are refused here. */
@@ -92,10 +99,10 @@ export class NpcVideoClient {
     const resultKey = this.names.result(jobId);
     for (;;) {
       await this.watching.watch(resultKey); // a result written before EXEC aborts the transaction: checked again
-      const stored = await this.watching.get(resultKey);
-      if (stored !== null) {
+      const ended = endedStatus(await this.watching.get(resultKey));
+      if (ended !== null) {
         await this.watching.unwatch();
-        throw new JobAlreadyEnded(jobId, (JSON.parse(stored) as JobResult).status);
+        throw new JobAlreadyEnded(jobId, ended);
       }
       const transaction = this.watching
         .multi()
@@ -162,12 +169,12 @@ export class NpcVideoClient {
    */
   async cancel(jobId: string, options: { ttlS?: number } = {}): Promise<CancelOutcome> {
     return reachable(this.where, async () => {
-      const [state, exists] = await this.redis
+      const [state, result] = await this.redis
         .multi()
         .get(this.names.state(jobId))
-        .exists(this.names.result(jobId))
+        .get(this.names.result(jobId))
         .execTyped();
-      const outcome = cancelOutcome(state, exists > 0);
+      const outcome = cancelOutcome(state, result);
       if (outcome !== "already_ended") {
         await this.redis.set(this.names.cancel(jobId), "1", { expiration: { type: "EX", value: options.ttlS ?? 86_400 } });
       }

@@ -46,17 +46,29 @@ export function stateFromResult(result: JobResult): JobState {
   };
 }
 
+/** The status of a stored final result, or null when the result key holds no result (the worker does not count
+ * such a value as final: it runs the job and replaces it). */
+export function endedStatus(storedResult: string | null): string | null {
+  if (storedResult === null) return null;
+  try {
+    const status = (JSON.parse(storedResult) as { status?: unknown }).status;
+    return typeof status === "string" && FINAL_STATES.has(status as JobStateStatus) ? status : null;
+  } catch {
+    return null;
+  }
+}
+
 export function resolveState(jobId: string, storedState: string | null, storedResult: string | null): JobState {
   const state = storedState === null ? null : (JSON.parse(storedState) as JobState);
-  if (storedResult !== null && (state === null || !FINAL_STATES.has(state.status))) {
-    return stateFromResult(JSON.parse(storedResult) as JobResult);
+  if (endedStatus(storedResult) !== null && (state === null || !FINAL_STATES.has(state.status))) {
+    return stateFromResult(JSON.parse(storedResult as string) as JobResult);
   }
   if (state === null) throw new UnknownJob(jobId);
   return state;
 }
 
-export function cancelOutcome(storedState: string | null, resultExists: boolean): CancelOutcome {
-  if (resultExists) return "already_ended";
+export function cancelOutcome(storedState: string | null, storedResult: string | null): CancelOutcome {
+  if (endedStatus(storedResult) !== null) return "already_ended";
   if (storedState === null) return "unknown";
   return FINAL_STATES.has((JSON.parse(storedState) as JobState).status) ? "already_ended" : "cancelled";
 }

@@ -20,6 +20,7 @@ from tests.support.waiting import wait_until
 NAMES = StreamNames("npc")
 PUBLIC = "https://videos.example.test/npc"  # the worker's NPC_WORKER_PUBLIC_BASE_URL: playable http(s) URLs
 
+
 def service() -> Any:
     from pixsim7.backend.main.domain.providers.execution.file_resolver import AssetTable
     from pixsim7.backend.main.services.provider.provider_service import ProviderService

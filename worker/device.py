@@ -30,7 +30,7 @@ from worker.metrics import WorkerMetrics
 from worker.model_runner import ModelRunner
 from worker.queue.endings import Endings
 from worker.queue.reporting import RedisJobHooks
-from worker.queue.runs import RunGate
+from worker.queue.runs import Run, RunGate
 from worker.queue.waiting import RedisWaiter
 from worker.shutdown import ImmediateShutdown
 from worker.warm_runs import Joiner, Preempted, WarmHooks
@@ -71,8 +71,15 @@ class DeviceStage:
                 if self._warm:
                     self._preempt.set()
 
-    def preempted(self) -> bool:
-        return self._preempt.is_set()
+    def preempts(self, run: Run) -> bool:
+        """Is this warm run on the device, and a real job waiting for it to give way?"""
+        with self._lock:
+            return self._preempt.is_set() and any(job.run is run for job in self._warm)
+
+    def warm_running(self) -> list[str]:
+        """The job ids of the warm batch on the device now (empty when none runs)."""
+        with self._lock:
+            return [job.run.job_id for job in self._warm]
 
     def join(self, job: ReadyJob) -> bool:
         """Let a real job ride along with the identical warm job on the device; False when there is none."""
@@ -111,6 +118,7 @@ class DeviceStage:
             if warm:
                 with self._lock:
                     self._warm = []
+                    self._preempt.clear()
         for begin in begun:
             begin.result()  # every attempt counted before its outcome is written (re-raises a second signal)
         immediate: BaseException | None = None

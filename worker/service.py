@@ -289,7 +289,7 @@ class Worker:
 
     def _hooks(self, run: Run) -> RedisJobHooks | WarmHooks:
         if run.lease.warm:
-            return WarmHooks(on_step=self._step, preempted=self.device.preempted)
+            return WarmHooks(on_step=self._step, preempted=lambda: self.device.preempts(run))
         return RedisJobHooks(
             self.events,
             self.states,

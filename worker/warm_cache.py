@@ -8,9 +8,10 @@ it (`StreamNames.warm_index`, `warm_sizes`, `warm_ready`):
 - the sizes say how many bytes each takes (video and poster);
 - `ready` maps each warm job id to the key of its video, for the producers' `warm_status`.
 A warmed video leaves when it was not used for `warm_ttl_s`, and the least recently used leave while the warmed
-videos take more than `warm_cache_bytes`; whatever leaves the index is deleted from storage, so the store keeps
-only what the index points to. (A real job's result that pointed at a warmed video points at nothing once it has
-left: fetch a result's video when it arrives.) Leaving is decided in one script, so two workers never both delete.
+videos take more than `warm_cache_bytes` (the most recent one always stays); whatever leaves the index is deleted
+from storage, so the store keeps only what the index points to. (A real job's result that pointed at a warmed video
+points at nothing once it has left: fetch a result's video when it arrives.) Leaving is decided in one script, so
+two workers never both delete.
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[
 end
 local total = 0
 for _, size in ipairs(redis.call('HVALS', KEYS[2])) do total = total + tonumber(size) end
-while total > tonumber(ARGV[3]) do
+while total > tonumber(ARGV[3]) and redis.call('ZCARD', KEYS[1]) > 1 do
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #oldest == 0 then break end
   total = total - tonumber(redis.call('HGET', KEYS[2], oldest[1]) or '0')
   leave(oldest[1])
 end

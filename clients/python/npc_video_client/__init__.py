@@ -22,6 +22,7 @@ from npc_video_client.contract import (
 )
 from npc_video_client.names import Lane, StreamNames
 from npc_video_client.protocol import CancelOutcome, JobRejected
+from npc_video_client.warming import WarmStatus
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -45,5 +46,6 @@ __all__ = [
     "QualityPreset",
     "RedisUnavailable",
     "StreamNames",
+    "WarmStatus",
     "UnknownJob",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -39,6 +39,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
+from npc_video_client.warming import WarmStatus, warm_submissions
 
 
 class AsyncNpcVideoClient:
@@ -78,6 +79,40 @@ class AsyncNpcVideoClient:
                         return job_id
                     except redis.WatchError:
                         continue
+
+    async def warm(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """See NpcVideoClient.warm."""
+        submissions = warm_submissions(npc, reactions, preset=preset, style=style, metadata=metadata)
+        lane_key = self.names.lane(Lane.WARM)
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            for _job_id, body in submissions:
+                fields: Any = {"job": body}
+                pipe.xadd(lane_key, fields)
+            await pipe.execute()
+        return [job_id for job_id, _body in submissions]
+
+    async def warm_status(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+    ) -> WarmStatus:
+        """See NpcVideoClient.warm_status."""
+        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        with reachable(self.redis):
+            keys: list[Any] = await self.redis.hmget(self.names.warm_ready, ids)
+        return WarmStatus({job_id: key is not None for job_id, key in zip(ids, keys, strict=True)})
 
     async def result(self, job_id: str) -> JobResult | None:
         with reachable(self.redis):

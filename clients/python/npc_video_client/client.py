@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import redis
@@ -40,6 +40,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
+from npc_video_client.warming import WarmStatus, warm_submissions
 
 __all__ = [
     "CancelOutcome",
@@ -95,6 +96,43 @@ class NpcVideoClient:
                     return job_id
                 except redis.WatchError:
                     continue
+
+    def warm(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Make an NPC's likely reactions ahead of time on the workers' idle time (the warm lane): one warm job per
+        reaction, exactly the real job that `npc` + the reaction + preset + style will be. Returns the warm job ids.
+        Warm jobs yield to real jobs and write no state or events but their end; the identical real job later finds
+        its video made (a cache hit in milliseconds), or joins the warm job still making it."""
+        submissions = warm_submissions(npc, reactions, preset=preset, style=style, metadata=metadata)
+        lane_key = self.names.lane(Lane.WARM)
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            for _job_id, body in submissions:
+                fields: Any = {"job": body}
+                pipe.xadd(lane_key, fields)
+            pipe.execute()
+        return [job_id for job_id, _body in submissions]
+
+    def warm_status(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+    ) -> WarmStatus:
+        """Which of these reactions (as given to `warm`) have their video ready now."""
+        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        with reachable(self.redis):
+            keys: list[Any] = self.redis.hmget(self.names.warm_ready, ids)
+        return WarmStatus({job_id: key is not None for job_id, key in zip(ids, keys, strict=True)})
 
     def result(self, job_id: str) -> JobResult | None:
         """The stored final result, or None while there is none (or after its TTL)."""

@@ -104,6 +104,14 @@ def test_the_typescript_client_speaks_contract_1_2(node, typescript_build, live)
     assert report["cancelEnded"]["value"] == "already_ended"
     assert report["mixed"] == ["job:cancelled"]
     assert report["badLane"]["message"] == 'lane: must be high, normal or low (got "urgent")'
+    (warm_id,) = report["warmIds"]
+    assert warm_id.startswith("warm-") and report["warmStatus"] == {
+        "ready": {warm_id: True},
+        "total": 1,
+        "readyCount": 1,
+    }
+    assert raw.hget(NAMES.warm_ready, warm_id) is not None  # the worker ran it from the warm lane
+    assert report["warmEmpty"]["error"] == "JobRejected"
     unreachable = report["unreachable"]
     assert unreachable["error"] == "RedisUnavailable" and "\n" not in unreachable["message"]
     assert (

@@ -56,6 +56,18 @@ try {
   report.resubmit = await outcome(() => client.submit(job("ts-events")));
   report.cancelEnded = await outcome(() => client.cancel("ts-events"));
   report.badLane = await outcome(() => client.submit(job("ts-lane"), { lane: "urgent" }));
+
+  const npc = { npc_id: "npc-7", npc_name: "Mira", npc_base_image: baseImage };
+  const reactions = [{ expression: "winking", emotion: "glad", animation: "idle", intensity: 0.5, width: 32, height: 32, duration: 1, steps: 2 }];
+  report.warmIds = await client.warm(npc, reactions, { preset: "realtime" });
+  let status = await client.warmStatus(npc, reactions, { preset: "realtime" });
+  const warmStarted = Date.now();
+  while (status.readyCount < 1 && Date.now() - warmStarted < 120_000) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    status = await client.warmStatus(npc, reactions, { preset: "realtime" });
+  }
+  report.warmStatus = status;
+  report.warmEmpty = await outcome(() => client.warm(npc, []));
 } finally {
   await client.close();
   await idle.close();

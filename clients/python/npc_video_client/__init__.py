@@ -46,6 +46,6 @@ __all__ = [
     "QualityPreset",
     "RedisUnavailable",
     "StreamNames",
-    "WarmStatus",
     "UnknownJob",
+    "WarmStatus",
 ]

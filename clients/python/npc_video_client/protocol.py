@@ -37,7 +37,7 @@ DEFAULT_STATE_TTL_S = 7 * 24 * 3600  # the worker's default result TTL (NPC_WORK
 MAX_BLOCK_S = 10.0
 MIN_BLOCK_S = 0.01  # BLMOVE's timeout 0 would mean "forever"
 EVENT_TYPES = frozenset(
-    {"job:processing", "job:progress", "job:completed", "job:failed", "job:expired", "job:cancelled"}
+    {"job:processing", "job:progress", "job:preview", "job:completed", "job:failed", "job:expired", "job:cancelled"}
 )
 FINAL_EVENT_TYPES = frozenset({"job:completed", "job:expired", "job:cancelled"})  # and job:failed, not retryable
 START_OF_STREAM = "0-0"

@@ -8,7 +8,7 @@
  * transaction (WATCH ... MULTI/EXEC) run on connections of their own.
  */
 import { createClient } from "redis";
-import type { JobEnvelope, JobResult, JobState } from "./contract.js";
+import type { JobEnvelope, JobResult, JobState, NpcResponseParams } from "./contract.js";
 import {
   describeRedis,
   JobAlreadyEnded,
@@ -26,6 +26,7 @@ import {
   queuedState,
   resolveState,
 } from "./state.js";
+import { type WarmStatus, warmEnvelope, warmJobId, warmParams } from "./warming.js";
 
 /** The largest seed a JavaScript number holds exactly; the worker accepts up to 2^63-1, but larger numbers are
  * rounded by JSON.stringify before they are sent, so they are refused here. */
@@ -118,6 +119,47 @@ export class NpcVideoClient {
         if ((error as Error).constructor.name !== "WatchError") throw error;
       }
     }
+  }
+
+  /**
+   * Make an NPC's likely reactions ahead of time on the workers' idle time (the warm lane): one warm job per
+   * reaction, exactly the real job that npc + reaction + preset + style will be. Returns the warm job ids. Warm jobs
+   * yield to real jobs and write no state or events but their end; the identical real job later finds its video
+   * made (a cache hit in milliseconds), or joins the warm job still making it.
+   */
+  async warm(
+    npc: Partial<NpcResponseParams>,
+    reactions: Partial<NpcResponseParams>[],
+    options: { preset?: string; style?: string; metadata?: Record<string, unknown> } = {},
+  ): Promise<string[]> {
+    if (reactions.length === 0) throw new JobRejected("warm: reactions is empty; give the reactions to warm");
+    const envelopes = reactions.map((reaction, index) => {
+      const envelope = warmEnvelope(warmParams(npc, reaction, options), options.metadata);
+      try {
+        checkEnvelope(envelope);
+      } catch (error) {
+        throw new JobRejected(`warm: reaction ${index}: ${(error as Error).message}`);
+      }
+      return { ...envelope, submitted_at: Date.now(), contract_version: CONTRACT_VERSION };
+    });
+    await reachable(this.where, async () => {
+      const pipeline = this.redis.multi();
+      for (const envelope of envelopes) pipeline.xAdd(this.names.lane("warm"), "*", { job: JSON.stringify(envelope) });
+      await pipeline.execAsPipeline();
+    });
+    return envelopes.map((envelope) => envelope.job_id);
+  }
+
+  /** Which of these reactions (as given to warm) have their video ready now. */
+  async warmStatus(
+    npc: Partial<NpcResponseParams>,
+    reactions: Partial<NpcResponseParams>[],
+    options: { preset?: string; style?: string } = {},
+  ): Promise<WarmStatus> {
+    const ids = reactions.map((reaction) => warmJobId(warmParams(npc, reaction, options)));
+    const keys = await reachable(this.where, () => this.redis.hmGet(this.names.warmReady, ids));
+    const ready = Object.fromEntries(ids.map((id, index) => [id, keys[index] !== null]));
+    return { ready, total: ids.length, readyCount: Object.values(ready).filter(Boolean).length };
   }
 
   /** The stored final result, or null while the job has not ended. */

@@ -34,7 +34,13 @@ export type ErrorCode =
  * via the `definition` "JobEvent".
  */
 export type JobEvent =
-  JobProcessingEvent | JobProgressEvent | JobCompletedEvent | JobFailedEvent | JobExpiredEvent | JobCancelledEvent;
+  | JobProcessingEvent
+  | JobProgressEvent
+  | JobPreviewEvent
+  | JobCompletedEvent
+  | JobFailedEvent
+  | JobExpiredEvent
+  | JobCancelledEvent;
 /**
  * Where a job stands (1.2), in `{prefix}:state:{job_id}`: the first two and `retrying` are not final.
  *
@@ -74,6 +80,10 @@ export interface JobEnvelope {
   metadata?: {
     [k: string]: unknown | undefined;
   } | null;
+  /**
+   * 1.2: send job:preview events, small animated images of the video as it denoises (never for warm jobs)
+   */
+  preview?: boolean;
 }
 /**
  * Parameters of an npc_response job. Unknown extra fields are ignored (forward compatibility).
@@ -231,6 +241,46 @@ export interface JobProgressEvent {
   step: number;
   total_steps: number;
   progress: number;
+}
+/**
+ * 1.2: what the video looks like at this step (the model's prediction of the clean video, without the VAE), for a
+ * job whose envelope asked with `preview: true`: an animated image inline (`data`, base64), a few kilobytes.
+ *
+ * This interface was referenced by `NpcVideoContract`'s JSON-Schema
+ * via the `definition` "JobPreviewEvent".
+ */
+export interface JobPreviewEvent {
+  job_id: string;
+  /**
+   * unix epoch milliseconds
+   */
+  timestamp: number;
+  worker: string;
+  /**
+   * the envelope's metadata, unchanged
+   */
+  metadata?: {
+    [k: string]: unknown | undefined;
+  } | null;
+  type: "job:preview";
+  status: "processing";
+  step: number;
+  total_steps: number;
+  mime?: "image/webp";
+  /**
+   * the image, base64
+   */
+  data: string;
+  width: number;
+  height: number;
+  /**
+   * frames of the animated image (latent frames of the video)
+   */
+  frames: number;
+  /**
+   * its frame rate: the video's duration over its frames
+   */
+  fps: number;
 }
 /**
  * This interface was referenced by `NpcVideoContract`'s JSON-Schema

@@ -14,6 +14,7 @@ type Redis = ReturnType<typeof createClient>;
 export const EVENT_TYPES: ReadonlySet<string> = new Set([
   "job:processing",
   "job:progress",
+  "job:preview",
   "job:completed",
   "job:failed",
   "job:expired",

@@ -10,3 +10,4 @@ export {
 export { EVENT_TYPES, EventStream, type EventStreamOptions, isFinal } from "./events.js";
 export { type Lane, LANES, streamNames, type StreamNames } from "./names.js";
 export { type CancelOutcome, CONTRACT_VERSION } from "./state.js";
+export { type WarmStatus, warmJobId, warmParams } from "./warming.js";

@@ -170,7 +170,7 @@ bench() {  # bench NAME CAP_S OVERRIDE BENCH_ARGS...: one `npc-worker bench` run
         --out "$WORK/$name" "$@")
     if [ -n "$override" ]; then args+=(--override "$override"); fi
     BENCH_DIRS+=("$name=$WORK/$name")
-    stage "$name" "$cap" env PYTHONPATH="${BENCH_PATH:-$PYTHONPATH}" "$PYTHON" -m worker bench "${args[@]}"
+    stage "$name" "$cap" env PYTHONPATH="${BENCH_PATH:-$PYTHONPATH}" "$PYTHON" -m bench "${args[@]}"
 }
 
 usable_backends() {  # the attention backends the probe found usable with the speed packages, one a line

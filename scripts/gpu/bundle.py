@@ -41,8 +41,8 @@ def drop_largest_video(folder: Path, results: dict[str, Any]) -> str | None:
 
 def rerender(folder: Path, results: dict[str, Any]) -> None:
     """results.json and report.html again, from the edited rows (the plot does not change)."""
-    from worker.bench.html import write_html
-    from worker.bench.report import write_json
+    from bench.html import write_html
+    from bench.report import write_json
 
     write_json(results, folder / "results.json")
     if (folder / "plot.png").is_file():

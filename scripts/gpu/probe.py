@@ -42,7 +42,7 @@ PACKAGES = (
     "pytest",
 )
 # What every stage after this one imports: the CLI, the bench, the runner and the synthetic builders.
-MODULES = ("worker.cli", "worker.bench.session", "worker.runtime", "models.synthetic.build", "pipelines.families")
+MODULES = ("worker.cli", "bench.session", "worker.runtime", "models.synthetic.build", "pipelines.families")
 
 
 def _version(name: str) -> str | None:

@@ -248,11 +248,11 @@ def _gpu_plan(tmp_path: Path) -> dict[str, str]:
 
 def test_the_gpu_plan_resolves_to_the_planned_shapes(tmp_path: Path) -> None:
     """What only the GPU run uses (its overrides, the full-scale catalog) is checked here, not on the GPU."""
+    from bench.jobs import base_image_uri, job_params
+    from bench.options import parse_overrides
     from models.catalog import load_catalog
     from models.resolution import resolve
     from npc_video_client.contract import NpcResponseParams
-    from worker.bench.jobs import base_image_uri, job_params
-    from worker.bench.options import parse_overrides
 
     plan = _gpu_plan(tmp_path)
     assert (plan["MODE"], plan["DEVICE"], plan["SCALE"], plan["LORA_SWAP_BACKEND"]) == (

@@ -19,8 +19,8 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
-CODE = [REPO / "worker", REPO / "models", REPO / "pipelines", REPO / "clients/python/npc_video_client"]
-FIRST_PARTY = {"worker", "models", "pipelines", "npc_video_client", "benchmarks", "tests"}
+CODE = [REPO / "worker", REPO / "bench", REPO / "models", REPO / "pipelines", REPO / "clients/python/npc_video_client"]
+FIRST_PARTY = {"worker", "models", "pipelines", "npc_video_client", "bench", "tests"}
 LOCAL_DISTRIBUTIONS = {"npc-video-client", "npc-video-worker"}  # travel as source on PYTHONPATH
 # Requirement markers as the node evaluates them: CPython 3.12 on Linux x86_64.
 NODE_MARKERS = {

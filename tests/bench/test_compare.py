@@ -6,17 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
+import typer
 from typer.testing import CliRunner
-
-from worker.cli import app
 
 
 def test_compare_prints_the_ratio_of_each_matching_row_and_writes_the_png(
-    in_process_run: Path, queue_run: Path, tmp_path: Path
+    in_process_run: Path, queue_run: Path, tmp_path: Path, npc_worker_app: typer.Typer
 ) -> None:
     b = tmp_path / "b"
     shutil.copytree(queue_run, b)  # leave the session's run as it was
-    result = CliRunner().invoke(app, ["bench", "--compare", str(in_process_run), str(b / "results.json")])
+    result = CliRunner().invoke(npc_worker_app, ["bench", "--compare", str(in_process_run), str(b / "results.json")])
     assert result.exit_code == 0, result.output
 
     row_a = json.loads((in_process_run / "results.json").read_text())["rows"][0]
@@ -38,10 +37,12 @@ def test_compare_prints_the_ratio_of_each_matching_row_and_writes_the_png(
 
 
 def test_compare_writes_into_out_when_given_and_refuses_runs_with_nothing_in_common(
-    in_process_run: Path, tmp_path: Path
+    in_process_run: Path, tmp_path: Path, npc_worker_app: typer.Typer
 ) -> None:
     out = tmp_path / "cmp"
-    same = CliRunner().invoke(app, ["bench", "--compare", str(in_process_run), str(in_process_run), "--out", str(out)])
+    same = CliRunner().invoke(
+        npc_worker_app, ["bench", "--compare", str(in_process_run), str(in_process_run), "--out", str(out)]
+    )
     assert same.exit_code == 0, same.output
     assert "1.000" in same.output and (out / "compare.png").is_file()
 
@@ -51,6 +52,6 @@ def test_compare_writes_into_out_when_given_and_refuses_runs_with_nothing_in_com
     for row in results["rows"]:
         row["model"] = "another-model"
     (other / "results.json").write_text(json.dumps(results))
-    refused = CliRunner().invoke(app, ["bench", "--compare", str(in_process_run), str(other)])
+    refused = CliRunner().invoke(npc_worker_app, ["bench", "--compare", str(in_process_run), str(other)])
     assert refused.exit_code == 2
     assert "no row of" in refused.output and "another-model / fast / catalog" in refused.output

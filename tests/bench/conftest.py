@@ -13,12 +13,22 @@ from typing import Any
 
 import jsonschema
 import pytest
+import typer
 
 from tests.support.catalogs import tiny_catalog_text, write_catalog
 from tests.support.redis_server import RedisServer
 
-SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "schema" / "bench-results.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schema" / "bench-results.schema.json"
 SMOKE = ["--repeats", "2", "--warmup", "1", "--override", "width=64 height=64 steps=2 duration=0.5"]
+
+
+@pytest.fixture(scope="session")
+def npc_worker_app() -> typer.Typer:
+    """The `npc-worker` application as `main` runs it: with the commands of its plugins, `bench` among them."""
+    from worker.cli import app, load_plugins
+
+    load_plugins(app)
+    return app
 
 
 @pytest.fixture(scope="session")

@@ -20,20 +20,20 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from bench.burst import Burst
+from bench.catalogs import derived_catalog, write_derived_catalog
+from bench.flops import Config, StepFlops, device_peak_tflops, guidance_passes, step_flops
+from bench.inprocess import BenchError, InProcessGroup
+from bench.jobs import envelope
+from bench.machine import environment, is_cuda
+from bench.options import BenchUsageError, Setting
+from bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
+from bench.queue import QueueGroup, bench_redis
+from bench.records import Row, RunRecord, median_or_none, summarize
+from bench.worker_api import Settings
 from models.catalog import Catalog
 from npc_video_client.contract import QualityPreset, describe_validation_error
 from npc_video_client.errors import JobError
-from worker.bench.burst import Burst
-from worker.bench.catalogs import derived_catalog, write_derived_catalog
-from worker.bench.flops import Config, StepFlops, device_peak_tflops, guidance_passes, step_flops
-from worker.bench.inprocess import BenchError, InProcessGroup
-from worker.bench.jobs import envelope
-from worker.bench.machine import environment, is_cuda
-from worker.bench.options import BenchUsageError, Setting
-from worker.bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
-from worker.bench.queue import QueueGroup, bench_redis
-from worker.bench.records import Row, RunRecord, median_or_none, summarize
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 THROUGH_IN_PROCESS = "in-process"
@@ -70,12 +70,15 @@ class BenchPlan:
     image_uri: str
     worker_settings: Settings
     command: list[str]
-    burst: int = 0  # with --through queue: N jobs submitted at once after each row's runs (worker.bench.burst)
+    burst: int = 0  # with --through queue: N jobs submitted at once after each row's runs (bench.burst)
+
+    @property
+    def total_rows(self) -> int:
+        return len(self.models) * len(self.settings) * len(self.presets)
 
     @property
     def total_runs(self) -> int:
-        rows = len(self.models) * len(self.settings) * len(self.presets)
-        return rows * (self.warmup + self.repeats + (1 if self.burst else 0))
+        return self.total_rows * (self.warmup + self.repeats + (1 if self.burst else 0))
 
     def check(self) -> None:
         """Build every derived catalog and worker settings in memory: what does not validate is refused now."""
@@ -121,6 +124,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
+Checkpoint = Callable[[dict[str, Any]], object]
+
+
 class Session:
     def __init__(self, plan: BenchPlan, advance: Advance) -> None:
         self.plan = plan
@@ -128,8 +134,10 @@ class Session:
         self.token = uuid.uuid4().hex[:8]
         self.device = plan.worker_settings.resolved_device()
         self.rows: list[Row] = []
-        self.outputs: list[list[Output]] = []  # per row: where each measured run's frames are (worker.bench.psnr)
+        self.outputs: list[list[Output]] = []  # per row: where each measured run's frames are (bench.psnr)
+        self._psnr_pending: set[int] = set()  # rows whose baseline row has not run yet
         self.environment: dict[str, Any] = {}
+        self.state = "running"  # running, complete, stopped or failed (the results' `progress`)
         names = [setting.name for setting in plan.settings]
         self.keep_frames = BASELINE_SETTING in names and len(names) > 1  # something to compare with the baseline
 
@@ -137,11 +145,14 @@ class Session:
         """The results document of the rows measured so far (all of them once `run` returned)."""
         return {
             "schema_version": SCHEMA_VERSION,
+            "progress": {"state": self.state, "rows_done": len(self.rows), "rows_planned": self.plan.total_rows},
             "environment": self.environment,
             "rows": [row.to_json() for row in self.rows],
         }
 
-    def run(self) -> dict[str, Any]:
+    def run(self, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+        """Measure the matrix; `checkpoint` gets the results document after every finished row (the command
+        writes results.json and results.csv with it, so a bench stopped at any moment keeps its finished rows)."""
         plan = self.plan
         plan.check()
         plan.out.mkdir(parents=True, exist_ok=True)
@@ -156,21 +167,39 @@ class Session:
                 for setting in plan.settings:
                     with self._group(model, setting, scratch, redis_url) as group:
                         for preset in plan.presets:
-                            self.rows.append(self._row(group, model, preset, setting, peak_tflops))
-            self._compare_with_baseline()  # while the scratch folder still holds the runs' frames
+                            row, outputs = self._row(group, model, preset, setting, peak_tflops)
+                            self._add(row, outputs)  # while the scratch folder holds the runs' frames
+                            if checkpoint is not None:
+                                checkpoint(self.results())
+        self.state = "complete"
         return self.results()
 
-    def _compare_with_baseline(self) -> None:
-        """psnr_db of every row against the baseline row (the `catalog` setting) of its model and preset."""
-        baselines = {
-            (row.model, row.preset): outputs
-            for row, outputs in zip(self.rows, self.outputs, strict=True)
-            if row.setting == BASELINE_SETTING
-        }
-        for row, outputs in zip(self.rows, self.outputs, strict=True):
-            baseline = baselines.get((row.model, row.preset))
-            if row.setting != BASELINE_SETTING and baseline is not None:
-                row.psnr_db = json_psnr(row_psnr(outputs, baseline))
+    def _add(self, row: Row, outputs: list[Output]) -> None:
+        """Keep a finished row, and give it (or the rows waiting for it, when it is a baseline) its psnr_db against
+        the baseline row (the `catalog` setting) of the same model and preset."""
+        self.rows.append(row)
+        self.outputs.append(outputs)
+        index = len(self.rows) - 1
+        if row.setting == BASELINE_SETTING:
+            waiting = [
+                i for i in self._psnr_pending if (self.rows[i].model, self.rows[i].preset) == (row.model, row.preset)
+            ]
+            for i in waiting:
+                self.rows[i].psnr_db = json_psnr(row_psnr(self.outputs[i], outputs))
+                self._psnr_pending.discard(i)
+            return
+        baseline = next(
+            (
+                i
+                for i, other in enumerate(self.rows)
+                if other.setting == BASELINE_SETTING and (other.model, other.preset) == (row.model, row.preset)
+            ),
+            None,
+        )
+        if baseline is None:
+            self._psnr_pending.add(index)
+        else:
+            row.psnr_db = json_psnr(row_psnr(outputs, self.outputs[baseline]))
 
     @contextmanager
     def _group(self, model: str, setting: Setting, scratch: Path, redis_url: str | None) -> Iterator[Group]:
@@ -194,7 +223,10 @@ class Session:
         finally:
             group.close()
 
-    def _row(self, group: Group, model: str, preset: QualityPreset, setting: Setting, peak: float | None) -> Row:
+    def _row(
+        self, group: Group, model: str, preset: QualityPreset, setting: Setting, peak: float | None
+    ) -> tuple[Row, list[Output]]:
+        """One row measured, and where its measured runs' frames are (for psnr_db)."""
         plan = self.plan
         number = len(self.rows)
         label = f"{model} / {preset.value} / {setting.name}"
@@ -219,13 +251,12 @@ class Session:
                 records.append(record)
         summary = summarize(records)
         burst = self._burst(group, number, preset) if plan.burst and isinstance(group, QueueGroup) else None
-        self.outputs.append([Output(record.frames_file, record.video) for record in records])
         first = records[0]
         flops = self._flops(group, first)
         flops_per_step = flops.flops_per_step if flops else None
         achieved = flops_per_step / summary.s_per_step / 1e12 if flops_per_step and summary.s_per_step else None
         video, poster = self._keep_media(first, f"{number:02d}-{model}-{preset.value}-{setting.name}")
-        return Row(
+        row = Row(
             model=model,
             ran_model=first.ran_model,
             preset=preset.value,
@@ -260,6 +291,7 @@ class Session:
             condition_ms=median_or_none([r.condition_ms for r in records if r.condition_ms is not None]),
             burst=burst.to_json() if burst else None,
         )
+        return row, [Output(record.frames_file, record.video) for record in records]
 
     def _burst(self, group: QueueGroup, number: int, preset: QualityPreset) -> Burst:
         plan = self.plan

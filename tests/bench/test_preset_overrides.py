@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.catalogs import derived_catalog
+from bench.jobs import envelope, job_params
+from bench.options import BenchUsageError, parse_overrides, parse_setting
 from models.catalog import PresetOverride, load_catalog
 from npc_video_client.contract import QualityPreset
-from worker.bench.catalogs import derived_catalog
-from worker.bench.jobs import envelope, job_params
-from worker.bench.options import BenchUsageError, parse_overrides, parse_setting
 
 
 def test_a_setting_can_override_every_preset_of_every_model(tmp_path: Path, bench_catalog: Path) -> None:

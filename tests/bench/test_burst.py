@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.burst import device_intervals, measure
 from npc_video_client.contract import JobResult, JobStatus, Timings
-from worker.bench.burst import device_intervals, measure
 
 
 def result(started: float | None, ended: float | None, batch_size: int | None = 1) -> JobResult:

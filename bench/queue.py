@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,15 +26,14 @@ from typing import Any
 
 import redis
 
+from bench.burst import Burst, measure
+from bench.flops import Config, configs_of_checkpoint
+from bench.inprocess import BenchError, file_of
+from bench.machine import rss_bytes
+from bench.records import RunRecord
+from bench.worker_api import SERVE_COMMAND, LocalRedisError, Settings, answers, free_port, throwaway_redis
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobStatus
-from worker.bench.burst import Burst, measure
-from worker.bench.flops import Config, configs_of_checkpoint
-from worker.bench.inprocess import BenchError, file_of
-from worker.bench.machine import rss_bytes
-from worker.bench.records import RunRecord
-from worker.local_redis import LocalRedisError, answers, free_port, throwaway_redis
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 1800.0  # a full-size model can take minutes to load
@@ -86,7 +84,7 @@ class ServeProcess:
             NPC_WORKER_PROGRESS_INTERVAL_MS="0",
         )
         env.update({f"NPC_WORKER_{name.upper()}": str(value) for name, value in (worker_env or {}).items()})
-        command = [sys.executable, "-m", "worker", "serve", "--catalog", str(catalog), "--storage-url", storage_url]
+        command = [*SERVE_COMMAND, "--catalog", str(catalog), "--storage-url", storage_url]
         command += ["--device", settings.device]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
@@ -201,7 +199,7 @@ class QueueGroup:
         )
 
     def burst(self, documents: list[dict[str, Any]]) -> Burst:
-        """Submit every document at once (one lane), wait for all, and measure the device (worker.bench.burst)."""
+        """Submit every document at once (one lane), wait for all, and measure the device (bench.burst)."""
         started = time.perf_counter()
         job_ids = [self.client.submit(document, lane="high") for document in documents]
         results = [self.client.wait(job_id, timeout_s=JOB_TIMEOUT_S, poll_s=POLL_S) for job_id in job_ids]

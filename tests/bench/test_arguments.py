@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
-
-from worker.cli import app
 
 
 @pytest.mark.parametrize(
@@ -37,10 +36,11 @@ from worker.cli import app
     ],
 )
 def test_bad_arguments_exit_2_naming_the_value(
-    arguments: list[str], expected: list[str], catalog_path: Path, tmp_path: Path
+    arguments: list[str], expected: list[str], catalog_path: Path, tmp_path: Path, npc_worker_app: typer.Typer
 ) -> None:
     result = CliRunner().invoke(
-        app, ["bench", "--catalog", str(catalog_path), "--out", str(tmp_path / "out"), "--device", "cpu", *arguments]
+        npc_worker_app,
+        ["bench", "--catalog", str(catalog_path), "--out", str(tmp_path / "out"), "--device", "cpu", *arguments],
     )
     assert result.exit_code == 2, result.output
     message = result.output.strip().splitlines()[-1]
@@ -50,16 +50,16 @@ def test_bad_arguments_exit_2_naming_the_value(
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
-def test_out_is_required_and_repeats_must_be_positive(catalog_path: Path) -> None:
-    missing = CliRunner().invoke(app, ["bench", "--catalog", str(catalog_path)])
+def test_out_is_required_and_repeats_must_be_positive(catalog_path: Path, npc_worker_app: typer.Typer) -> None:
+    missing = CliRunner().invoke(npc_worker_app, ["bench", "--catalog", str(catalog_path)])
     assert missing.exit_code == 2 and "--out DIR is required" in missing.output
-    zero = CliRunner().invoke(app, ["bench", "--catalog", str(catalog_path), "--out", "x", "--repeats", "0"])
+    zero = CliRunner().invoke(npc_worker_app, ["bench", "--catalog", str(catalog_path), "--out", "x", "--repeats", "0"])
     assert zero.exit_code == 2 and "--repeats" in zero.output
 
 
-def test_a_malformed_catalog_exits_2_with_its_reason(tmp_path: Path) -> None:
+def test_a_malformed_catalog_exits_2_with_its_reason(tmp_path: Path, npc_worker_app: typer.Typer) -> None:
     catalog = tmp_path / "catalog.toml"
     catalog.write_text('[defaults]\nmodel = "missing"\n[models.a]\nfamily = "wan-i2v"\npath = "."\n')
-    result = CliRunner().invoke(app, ["bench", "--catalog", str(catalog), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(npc_worker_app, ["bench", "--catalog", str(catalog), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "defaults.model" in result.output and "'missing'" in result.output

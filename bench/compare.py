@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.bench.plot import row_label, write_compare_plot
-from worker.bench.records import STAGES
-from worker.bench.report import load_results
+from bench.plot import row_label, write_compare_plot
+from bench.records import STAGES
+from bench.report import load_results
 
 RowKey = tuple[str, str, str]
 

@@ -82,10 +82,10 @@ class Row:
     peak_fraction: float | None
     video: str | None = None  # relative to the results folder
     poster: str | None = None
-    psnr_db: float | str | None = None  # against the baseline row (worker.bench.psnr); "inf": identical frames
+    psnr_db: float | str | None = None  # against the baseline row (bench.psnr); "inf": identical frames
     condition_first_ms: float | None = None  # the row's first run: prompt and image not yet cached
     condition_ms: float | None = None  # p50 of the measured runs (cached after the first)
-    burst: dict[str, Any] | None = None  # worker.bench.burst.Burst, with --burst
+    burst: dict[str, Any] | None = None  # bench.burst.Burst, with --burst
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,5 +1,10 @@
 """`npc-worker bench`: latency per stage of models x presets x settings, written as JSON, CSV, a plot and a report;
-`npc-worker bench --compare A B`: the ratios of two such runs."""
+`npc-worker bench --compare A B`: the ratios of two such runs.
+
+The command is a plugin of `npc-worker` (entry point `npc_worker.commands: bench = bench.cli:register`, loaded by
+worker.cli.plugins); `python -m bench` runs it without the worker's CLI around it (a source tree that is not
+installed, such as the GPU check's copy, has no entry points).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,10 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from worker.cli.app import app
+from worker.cli.exits import ExitCode, fail, redact
 from worker.cli.options import CatalogOption, DeviceOption, settings_from
 
 DEFAULT_PRESETS = "realtime,fast,balanced,quality"
@@ -23,34 +27,23 @@ class Through(StrEnum):
     QUEUE = "queue"
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _redacted(url: str) -> str:
-    """A URL without its password (results files get shared)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
 def _command(values: dict[str, Any]) -> list[str]:
-    """The command line equivalent to the parsed options (recorded in the results' environment)."""
+    """The command line equivalent to the parsed options (recorded in the results' environment; results files get
+    shared, so a Redis password is shown as ***)."""
     command = ["npc-worker", "bench"]
     for option in VALUE_OPTIONS:
         value = values[option]
         if value is not None:
-            shown = _redacted(value) if option == "redis_url" else str(value)
+            shown = redact(value) if option == "redis_url" else str(value)
             command += [f"--{option.replace('_', '-')}", shown]
+    if values["burst"]:
+        command += ["--burst", str(values["burst"])]
     for option in ("override", "setting"):
         for value in values[option] or []:
             command += [f"--{option}", value]
     return command
 
 
-@app.command()
 def bench(
     *,
     catalog: CatalogOption = None,
@@ -97,20 +90,25 @@ def bench(
         _compare(compare, out)
         return
     if out is None:
-        raise _fail("--out DIR is required (or --compare A B)")
+        fail("--out DIR is required (or --compare A B)")
     plan = _plan(dict(locals()), out)
-    from worker.logs import configure_logging
+    from bench.worker_api import configure_logging
 
     configure_logging(level=os.environ.get("NPC_WORKER_LOG_LEVEL", "WARNING"))
     _run(plan)
 
 
+def register(app: typer.Typer) -> None:
+    """The entry point (`npc_worker.commands`): add `bench` to the `npc-worker` application."""
+    app.command("bench")(bench)
+
+
 def _plan(values: dict[str, Any], out: Path) -> Any:
+    from bench.jobs import base_image_uri, job_params
+    from bench.options import BenchUsageError, check_models, check_presets, check_settings, parse_overrides
+    from bench.session import BenchPlan
+    from bench.worker_api import load_configured_catalog
     from models.catalog import CatalogError
-    from worker.bench.jobs import base_image_uri, job_params
-    from worker.bench.options import BenchUsageError, check_models, check_presets, check_settings, parse_overrides
-    from worker.bench.session import BenchPlan
-    from worker.runtime import load_configured_catalog
 
     settings = settings_from(catalog=values["catalog"], device=values["device"])
     try:
@@ -136,33 +134,45 @@ def _plan(values: dict[str, Any], out: Path) -> Any:
             raise BenchUsageError("--burst measures a full queue: it needs --through queue")
         plan.check()
     except (BenchUsageError, CatalogError) as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     return plan
 
 
 def _run(plan: Any) -> None:
+    """Run the matrix with a progress bar; results.json and results.csv are rewritten after every row, and a bench
+    that fails or is stopped (SIGTERM, Ctrl-C) writes every file for the rows it finished before it exits."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from worker.bench.inprocess import BenchError
-    from worker.bench.report import write_outputs
-    from worker.bench.session import Session
+    from bench.inprocess import BenchError
+    from bench.report import write_outputs, write_tables
+    from bench.session import Session
+    from bench.stopping import BenchStopped, stop_on_signals
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task("bench: starting", total=plan.total_runs)
+    session: Session | None = None
+    try:
+        with stop_on_signals(), Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task("bench: starting", total=plan.total_runs)
 
-        def advance(label: str) -> None:
-            progress.update(task, advance=1, description=f"bench: {label}")
+            def advance(label: str) -> None:
+                progress.update(task, advance=1, description=f"bench: {label}")
 
-        session = Session(plan, advance)
-        try:
-            results = session.run()
-        except BenchError as exc:
-            if session.rows:  # keep what was measured before the failure
-                write_outputs(session.results(), plan.out)
-                raise _fail(f"{exc} (the {len(session.rows)} rows measured before it are in {plan.out})", 1) from exc
-            raise _fail(str(exc), code=1) from exc
+            session = Session(plan, advance)
+            results = session.run(checkpoint=lambda results: write_tables(results, plan.out))
+    except (BenchError, BenchStopped) as exc:
+        if session is None:
+            raise
+        session.state = "stopped" if isinstance(exc, BenchStopped) else "failed"
+        kept = f"the {len(session.rows)} of {plan.total_rows} rows finished before it are in {plan.out}"
+        if session.rows:
+            write_outputs(session.results(), plan.out)
+        else:
+            write_tables(session.results(), plan.out)
+        if isinstance(exc, BenchStopped):
+            typer.echo(f"error: bench {exc} ({kept})", err=True)
+            raise typer.Exit(exc.exit_status) from exc
+        fail(f"{exc} ({kept})", ExitCode.JOB_NOT_COMPLETED)
     paths = write_outputs(results, plan.out)
     for row in results["rows"]:
         step = f"{row['s_per_step']:.3f} s/step" if row["s_per_step"] is not None else "- s/step"
@@ -172,11 +182,11 @@ def _run(plan: Any) -> None:
 
 
 def _compare(paths: tuple[Path, Path], out: Path | None) -> None:
-    from worker.bench.compare import run_compare
+    from bench.compare import run_compare
 
     try:
         table, png = run_compare(paths[0], paths[1], out)
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     typer.echo(table)
     typer.echo(str(png))

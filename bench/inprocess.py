@@ -14,16 +14,13 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from bench.flops import Config, configs_of_pipeline
+from bench.machine import is_cuda, peak_memory_bytes, reset_peak_memory, rss_bytes, synchronize
+from bench.records import RunRecord
+from bench.worker_api import Settings, SilentHooks, encode_video, new_runner, write_thumbnail
 from npc_video_client.contract import JobEnvelope
 from pipelines.runner import frames_to_uint8
 from pipelines.stages import StageRecorder
-from worker.bench.flops import Config, configs_of_pipeline
-from worker.bench.machine import is_cuda, peak_memory_bytes, reset_peak_memory, rss_bytes, synchronize
-from worker.bench.records import RunRecord
-from worker.encode import encode_video, write_thumbnail
-from worker.jobs import SilentHooks
-from worker.runtime import build_runner
-from worker.settings import Settings
 
 
 class BenchError(RuntimeError):
@@ -48,9 +45,9 @@ class InProcessGroup:
     ) -> None:
         self.scratch = scratch
         self.stock = stock
-        self.keep_frames = keep_frames  # save each run's frames for psnr_db (worker.bench.psnr)
+        self.keep_frames = keep_frames  # save each run's frames for psnr_db (bench.psnr)
         storage = scratch / "outputs"
-        self.runner = build_runner(
+        self.runner = new_runner(
             settings.model_copy(update={"catalog": catalog_path, "storage_url": f"file://{storage}"})
         )
         self.device = self.runner.pool.device

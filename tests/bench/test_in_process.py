@@ -15,8 +15,8 @@ from models.catalog import load_catalog
 from npc_video_client.contract import QualityPreset
 from pipelines.families import FAMILIES
 from pipelines.presets import PRESETS
+from tests.bench.conftest import load_valid_results
 from tests.support.video import decode_mp4
-from tests.worker.bench.conftest import load_valid_results
 
 PIPELINE_STAGES = {"text_encode", "image_encode", "denoise", "vae_decode", "frames_to_host"}
 WORKER_STAGES = {"prepare", "load", *PIPELINE_STAGES, "encode", "upload"}

@@ -1,16 +1,19 @@
 """The files of a bench run: results.json (docs/schema/bench-results.schema.json), results.csv, plot.png and
-report.html."""
+report.html. The tables are rewritten after every row (`write_tables`), each file replaced whole (written beside
+it, then renamed), so a bench killed at any moment leaves complete files with every finished row."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from worker.bench.html import write_html
-from worker.bench.plot import write_stage_plot
-from worker.bench.records import STAGES
+from bench.html import write_html
+from bench.plot import write_stage_plot
+from bench.records import STAGES
 
 CSV_LEADING = [
     "model",
@@ -54,31 +57,40 @@ CSV_COLUMNS = [
 ]
 
 
+def replace_file(path: Path, text: str) -> None:
+    """Write beside `path`, then rename over it: a reader (or a kill) never sees a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8", newline="")
+    os.replace(partial, path)
+
+
 def write_json(results: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    replace_file(path, json.dumps(results, indent=2) + "\n")
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """One line per row; stages as `<stage>_ms` columns, empty where null."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            line = {column: row.get(column) for column in (*CSV_LEADING, *CSV_TRAILING)}
-            line.update({f"{stage}_ms": row["stages"].get(stage) for stage in STAGES})
-            line.update({f"burst_{name}": (row.get("burst") or {}).get(name) for name in BURST_COLUMNS})
-            writer.writerow({key: "" if value is None else value for key, value in line.items()})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        line = {column: row.get(column) for column in (*CSV_LEADING, *CSV_TRAILING)}
+        line.update({f"{stage}_ms": row["stages"].get(stage) for stage in STAGES})
+        line.update({f"burst_{name}": (row.get("burst") or {}).get(name) for name in BURST_COLUMNS})
+        writer.writerow({key: "" if value is None else value for key, value in line.items()})
+    replace_file(path, buffer.getvalue())
+
+
+def write_tables(results: dict[str, Any], out: Path) -> dict[str, Path]:
+    """results.json and results.csv: what the bench writes after every row."""
+    paths = {"json": out / "results.json", "csv": out / "results.csv"}
+    write_json(results, paths["json"])
+    write_csv(results["rows"], paths["csv"])
+    return paths
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> dict[str, Path]:
-    paths = {
-        "json": out / "results.json",
-        "csv": out / "results.csv",
-        "plot": out / "plot.png",
-        "html": out / "report.html",
-    }
-    write_json(results, paths["json"])
-    write_csv(results["rows"], paths["csv"])
+    paths = {**write_tables(results, out), "plot": out / "plot.png", "html": out / "report.html"}
     write_stage_plot(results["rows"], results["environment"], paths["plot"])
     write_html(results, out, paths["plot"], paths["html"])
     return paths

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from worker.bench.flops import device_peak_tflops
+from bench.flops import device_peak_tflops
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def is_cuda(device: str) -> bool:

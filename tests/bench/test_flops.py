@@ -14,11 +14,7 @@ from PIL import Image
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.tiny import TINY_BUILDERS
-from npc_video_client.contract import QualityPreset
-from pipelines.families import FAMILIES
-from pipelines.request import ResolvedRequest
-from worker.bench.flops import (
+from bench.flops import (
     configs_of_checkpoint,
     configs_of_pipeline,
     device_peak_tflops,
@@ -27,6 +23,10 @@ from worker.bench.flops import (
     step_flops,
     transformer_shape,
 )
+from models.tiny import TINY_BUILDERS
+from npc_video_client.contract import QualityPreset
+from pipelines.families import FAMILIES
+from pipelines.request import ResolvedRequest
 
 # The published Wan 2.1 I2V 14B transformer config (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers).
 WAN_14B = {

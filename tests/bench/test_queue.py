@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.worker.bench.conftest import load_valid_results, npc_worker_bench
+from tests.bench.conftest import load_valid_results, npc_worker_bench
 
 QUEUE_STAGES = {"queue", "prepare", "load", "generate", "encode", "upload", "transport"}
 

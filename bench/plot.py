@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from worker.bench.records import STAGES
+from bench.records import STAGES
 
 DPI = 110
 

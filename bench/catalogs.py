@@ -14,9 +14,9 @@ from typing import Any
 
 import tomli_w
 
+from bench.options import Setting
 from models.catalog import Catalog, PresetOverride
 from npc_video_client.contract import QualityPreset
-from worker.bench.options import Setting
 
 
 def derived_catalog(catalog: Catalog, model: str, setting: Setting) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from bench.options import BenchUsageError, overrides_for
 from npc_video_client.contract import QualityPreset
-from worker.bench.options import BenchUsageError, overrides_for
 
 PORTRAIT_SIZE = (512, 512)
 BENCH_PARAMS: dict[str, Any] = {

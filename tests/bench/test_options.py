@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.catalogs import write_derived_catalog
+from bench.jobs import job_params
+from bench.options import BenchUsageError, Setting, check_settings, parse_overrides, parse_setting
 from models.catalog import load_catalog
 from models.speed import FirstBlockCache, SpeedSettings, TaylorSeerCache
-from worker.bench.catalogs import write_derived_catalog
-from worker.bench.jobs import job_params
-from worker.bench.options import BenchUsageError, Setting, check_settings, parse_overrides, parse_setting
 
 TUNED = SpeedSettings(attention_backend="native", vae_tiling=True, cache=TaylorSeerCache(type="taylorseer"))
 
@@ -88,8 +88,17 @@ path = "model-b"
 
 
 def test_the_recorded_command_line_hides_a_redis_password() -> None:
-    from worker.cli.bench import _redacted
+    from bench.cli import VALUE_OPTIONS, _command
 
-    assert _redacted("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
-    assert _redacted("rediss://bench:pw@cache/1") == "rediss://bench:***@cache/1"
-    assert _redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    def recorded(url: str) -> list[str]:
+        values = dict.fromkeys(VALUE_OPTIONS) | {"redis_url": url, "override": None, "setting": None, "burst": 0}
+        return _command(values)
+
+    assert recorded("redis://:s3cret@cache:6379/0") == [
+        "npc-worker",
+        "bench",
+        "--redis-url",
+        "redis://:***@cache:6379/0",
+    ]
+    assert recorded("rediss://bench:pw@cache/1")[-1] == "rediss://bench:***@cache/1"
+    assert recorded("redis://127.0.0.1:6379/0")[-1] == "redis://127.0.0.1:6379/0"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.worker.bench.conftest import load_valid_results, npc_worker_bench
-from worker.bench.psnr import Output, json_psnr, psnr_db, row_psnr, squared_error
+from bench.psnr import Output, json_psnr, psnr_db, row_psnr, squared_error
+from tests.bench.conftest import load_valid_results, npc_worker_bench
 
 
 def test_psnr_of_known_errors() -> None:

@@ -17,7 +17,10 @@ from types import FrameType
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class BenchStopped(Exception):
+class BenchStopped(BaseException):
+    """Like KeyboardInterrupt, not an Exception: the failure boundaries of the worker (a job's `except Exception`)
+    and of the bench must let it through, not turn it into a failed job."""
+
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.name = signal.Signals(signum).name

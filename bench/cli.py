@@ -19,7 +19,20 @@ from worker.cli.exits import ExitCode, fail, redact
 from worker.cli.options import CatalogOption, DeviceOption, settings_from
 
 DEFAULT_PRESETS = "realtime,fast,balanced,quality"
-VALUE_OPTIONS = ("catalog", "models", "presets", "repeats", "warmup", "out", "through", "redis_url", "device", "image")
+VALUE_OPTIONS = (
+    "catalog",
+    "models",
+    "presets",
+    "repeats",
+    "warmup",
+    "out",
+    "through",
+    "redis_url",
+    "loras",
+    "swap_with",
+    "device",
+    "image",
+)
 
 
 class Through(StrEnum):
@@ -79,6 +92,20 @@ def bench(
             help="--through queue: after each row, N jobs at once: throughput, device busy fraction, gaps, batches",
         ),
     ] = 0,
+    loras: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated catalog LoRAs taken in turn: run i of every row adds the i-th (modulo their count), "
+            "so the `lora` stage shows the first read from a file and the switch between loaded adapters"
+        ),
+    ] = None,
+    swap_with: Annotated[
+        str | None,
+        typer.Option(
+            help="in-process: a catalog model brought onto the device before each run, so each run's model comes "
+            "back from CPU memory under a device memory budget (--setting NAME:worker.device_memory_budget=...)"
+        ),
+    ] = None,
     device: DeviceOption = None,
     image: Annotated[Path | None, typer.Option(help="base image of every job (default: a drawn stand-in)")] = None,
     compare: Annotated[
@@ -105,7 +132,15 @@ def register(app: typer.Typer) -> None:
 
 def _plan(values: dict[str, Any], out: Path) -> Any:
     from bench.jobs import base_image_uri, job_params
-    from bench.options import BenchUsageError, check_models, check_presets, check_settings, parse_overrides
+    from bench.options import (
+        BenchUsageError,
+        check_loras,
+        check_models,
+        check_presets,
+        check_settings,
+        check_swap_with,
+        parse_overrides,
+    )
     from bench.session import BenchPlan
     from bench.worker_api import load_configured_catalog
     from models.catalog import CatalogError
@@ -114,9 +149,10 @@ def _plan(values: dict[str, Any], out: Path) -> Any:
     try:
         catalog = load_configured_catalog(settings)
         image_uri = base_image_uri(values["image"])
+        models = check_models(values["models"], catalog)
         plan = BenchPlan(
             catalog=catalog,
-            models=check_models(values["models"], catalog),
+            models=models,
             presets=check_presets(values["presets"]),
             settings=check_settings(values["setting"] or []),
             repeats=values["repeats"],
@@ -129,9 +165,9 @@ def _plan(values: dict[str, Any], out: Path) -> Any:
             worker_settings=settings,
             command=_command(values),
             burst=values["burst"],
+            loras=check_loras(values["loras"], catalog),
+            swap_with=check_swap_with(values["swap_with"], models, catalog),
         )
-        if plan.burst and plan.through != "queue":
-            raise BenchUsageError("--burst measures a full queue: it needs --through queue")
         plan.check()
     except (BenchUsageError, CatalogError) as exc:
         fail(str(exc))

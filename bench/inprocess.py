@@ -2,6 +2,15 @@
 
 A group is one (model, setting) of the matrix: one runner built as the worker builds it, on the derived catalog,
 with its own scratch storage (so no run can be a cache hit of another setting's output).
+
+Before the runner's `generate` (whose first act is the same), the bench brings the job's model onto the device
+through the pool itself, so the `load` stage is the wall time of that read from disk or swap back from CPU memory
+(the first load includes importing the pipeline's library code, which the worker's `Timings.load_ms` leaves out;
+0 when the model was on the device already), and it times the
+model's LoRA activation (`lora`: a read from the file the first time, a switch between loaded adapters after) by
+wrapping that model's `adapters.activate` once: the runner's own call is the one timed, nothing runs twice.
+`swap_with` (`--swap-with`) brings another model onto the device before each run, outside the run's clock: with a
+device memory budget that holds one of the two, every run's model then comes back from CPU memory.
 """
 
 from __future__ import annotations
@@ -39,13 +48,43 @@ def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class ActivationTimer:
+    """Times each call of one model's LoRA activation (its AdapterCache's `activate`, wrapped on the instance)."""
+
+    def __init__(self, adapters: Any) -> None:
+        self._activate = adapters.activate
+        self.last_ms: float | None = None
+        adapters.activate = self._timed
+
+    def _timed(self, loras: Any) -> None:
+        started = time.perf_counter()
+        try:
+            self._activate(loras)
+        finally:
+            self.last_ms = _ms_since(started)
+
+    def take(self) -> float:
+        """The last activation's ms (0 when none ran since the last take)."""
+        value, self.last_ms = self.last_ms or 0.0, None
+        return value
+
+
 class InProcessGroup:
     def __init__(
-        self, settings: Settings, catalog_path: Path, scratch: Path, stock: bool, keep_frames: bool = False
+        self,
+        settings: Settings,
+        catalog_path: Path,
+        scratch: Path,
+        *,
+        stock: bool,
+        keep_frames: bool = False,
+        swap_with: str | None = None,
     ) -> None:
         self.scratch = scratch
         self.stock = stock
         self.keep_frames = keep_frames  # save each run's frames for psnr_db (bench.psnr)
+        self.swap_with = swap_with
+        self._timers: dict[str, ActivationTimer] = {}
         storage = scratch / "outputs"
         self.runner = new_runner(
             settings.model_copy(update={"catalog": catalog_path, "storage_url": f"file://{storage}"})
@@ -59,19 +98,25 @@ class InProcessGroup:
     def _run_worker(self, document: dict[str, Any]) -> RunRecord:
         """prepare -> generate -> finish, as the worker runs a job, with the pipeline's stages recorded."""
         runner, hooks = self.runner, SilentHooks()
+        if self.swap_with is not None:
+            runner.pool.acquire(self.swap_with)  # outside the clock: pushes this run's model off the device
         started = time.perf_counter()
         envelope = JobEnvelope.model_validate(document)
         validate_ms = _ms_since(started)
         prepared = runner.prepare(envelope, hooks)
         if runner.is_cached(prepared):
             raise BenchError(f"job {envelope.job_id} would be a cache hit: a benchmark must generate every run")
+        acquiring = time.perf_counter()
+        acquired = runner.pool.acquire(prepared.request.model)  # generate's first step, done here to time it
+        load_ms = _ms_since(acquiring) if acquired.load_ms or acquired.swap_ms else 0.0
+        timer = self._timer(prepared.request.model, acquired.model.adapters)
         prepared.stages = StageRecorder()
         frames = runner.generate(prepared, hooks)
         result = runner.finish(prepared, frames)
         e2e_ms = _ms_since(started)
         frames_file = self._keep(envelope.job_id, frames)
         timings, recorder = result.timings, prepared.stages
-        load_ms = timings.load_ms + timings.swap_ms
+        lora_ms = timer.take()
         pipeline = {stage: value for stage, value in recorder.stages_ms().items() if value is not None}
         steps = recorder.step_seconds()
         request = prepared.request
@@ -79,8 +124,9 @@ class InProcessGroup:
         return RunRecord(
             e2e_ms=e2e_ms,
             stages={
-                "prepare": validate_ms + timings.prepare_ms - load_ms,
+                "prepare": validate_ms + timings.prepare_ms - load_ms - lora_ms,
                 "load": load_ms,
+                "lora": lora_ms,
                 **pipeline,
                 "encode": timings.encode_ms,
                 "upload": timings.upload_ms,
@@ -99,6 +145,12 @@ class InProcessGroup:
             frames_file=frames_file,
             condition_ms=timings.condition_ms,
         )
+
+    def _timer(self, model: str, adapters: Any) -> ActivationTimer:
+        timer = self._timers.get(model)
+        if timer is None:
+            timer = self._timers[model] = ActivationTimer(adapters)
+        return timer
 
     def _keep(self, job_id: str, frames: np.ndarray) -> Path | None:
         """The run's frames as a .npy file in the scratch folder (after the run's clock stopped)."""

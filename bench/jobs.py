@@ -62,7 +62,16 @@ def job_params(image_uri: str, preset: QualityPreset | str, overrides: dict[str,
 
 
 def envelope(
-    job_id: str, image_uri: str, preset: QualityPreset, seed: int, overrides: dict[str, Any]
+    job_id: str,
+    image_uri: str,
+    preset: QualityPreset,
+    seed: int,
+    overrides: dict[str, Any],
+    *,
+    loras: list[str] | None = None,
 ) -> dict[str, Any]:
+    """One job; `loras` (catalog names) are added to what the preset and style bring."""
     params = {**job_params(image_uri, preset, overrides), "seed": seed}
+    if loras:
+        params["loras"] = loras
     return {"job_id": job_id, "operation_type": "npc_response", "params": params}

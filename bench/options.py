@@ -26,6 +26,7 @@ BENCH_OWNED_PARAMS = {
     "quality_preset": "use --presets",
     "seed": "the bench gives every run its own seed, so no run is a cache hit of another",
     "npc_base_image": "use --image",
+    "loras": "use --loras (run i of a row takes the i-th LoRA) or a setting's preset.loras",
 }
 
 
@@ -62,6 +63,29 @@ def check_models(text: str | None, catalog: Catalog) -> list[str]:
         if name not in catalog.models:
             raise BenchUsageError(f"unknown model {name!r} in --models; the catalog has: {', '.join(catalog.models)}")
     return names
+
+
+def check_loras(text: str | None, catalog: Catalog) -> list[str]:
+    """--loras: catalog LoRAs that the runs of every row take in turn (run i takes the i-th modulo their count)."""
+    if text is None:
+        return []
+    names = split_names(text, "--loras")
+    for name in names:
+        if name not in catalog.loras:
+            known = ", ".join(sorted(catalog.loras)) or "none"
+            raise BenchUsageError(f"unknown LoRA {name!r} in --loras; the catalog's [loras] has: {known}")
+    return names
+
+
+def check_swap_with(name: str | None, models: list[str], catalog: Catalog) -> str | None:
+    """--swap-with: a catalog model brought onto the device before each run, so each run's model comes back."""
+    if name is None:
+        return None
+    if name not in catalog.models:
+        raise BenchUsageError(f"unknown model {name!r} in --swap-with; the catalog has: {', '.join(catalog.models)}")
+    if name in models:
+        raise BenchUsageError(f"--swap-with {name} is also in --models: give a model the rows do not run")
+    return name
 
 
 def check_presets(text: str) -> list[QualityPreset]:
@@ -128,7 +152,10 @@ LORA_SEPARATOR = "+"
 # `worker.<setting>`: worker settings of the setting's worker (the serve child's NPC_WORKER_*, or the in-process
 # runner's settings), e.g. batch4:worker.max_batch=4 or nocache:worker.condition_cache_bytes=0.
 WORKER_PREFIX = "worker."
-WORKER_KEYS = [f"{WORKER_PREFIX}{name}" for name in ("max_batch", "batch_wait_ms", "condition_cache_bytes")]
+WORKER_KEYS = [
+    f"{WORKER_PREFIX}{name}"
+    for name in ("max_batch", "batch_wait_ms", "condition_cache_bytes", "device_memory_budget", "lora_cache_size")
+]
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-# In the order they happen. In-process runs: prepare, load, the pipeline's stages, encode, upload. Queue runs:
-# queue, prepare, load, generate, encode, upload, transport. Stock runs: generate (the bare pipeline call).
+# In the order they happen. In-process runs: prepare, load, lora, the pipeline's stages, encode, upload. Queue
+# runs: queue, prepare, load, generate, encode, upload, transport. Stock runs: generate (the bare pipeline call).
 STAGES = (
     "queue",
     "prepare",
     "load",
+    "lora",
     "text_encode",
     "image_encode",
     "denoise",
@@ -86,6 +87,8 @@ class Row:
     condition_first_ms: float | None = None  # the row's first run: prompt and image not yet cached
     condition_ms: float | None = None  # p50 of the measured runs (cached after the first)
     burst: dict[str, Any] | None = None  # bench.burst.Burst, with --burst
+    first_run_stages: dict[str, float | None] | None = None  # the row's first run (warm-up or not): cold costs
+    host_rss_start_bytes: int | None = None  # resident set before the first measured run (after the warm-up)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,6 +34,7 @@ CSV_LEADING = [
 CSV_TRAILING = [
     "peak_device_bytes",
     "host_rss_bytes",
+    "host_rss_start_bytes",
     "output_bytes",
     "frames",
     "width",

@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from bench.machine import environment, is_cuda
 from bench.options import BenchUsageError, Setting
 from bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
 from bench.queue import QueueGroup, bench_redis
-from bench.records import Row, RunRecord, median_or_none, summarize
+from bench.records import STAGES, Row, RunRecord, median_or_none, summarize
 from bench.worker_api import Settings
 from models.catalog import Catalog
 from npc_video_client.contract import QualityPreset, describe_validation_error
@@ -71,6 +71,8 @@ class BenchPlan:
     worker_settings: Settings
     command: list[str]
     burst: int = 0  # with --through queue: N jobs submitted at once after each row's runs (bench.burst)
+    loras: list[str] = field(default_factory=list)  # --loras: run i of every row takes loras[i % len(loras)]
+    swap_with: str | None = None  # --swap-with: brought onto the device before each in-process run
 
     @property
     def total_rows(self) -> int:
@@ -82,6 +84,10 @@ class BenchPlan:
 
     def check(self) -> None:
         """Build every derived catalog and worker settings in memory: what does not validate is refused now."""
+        if self.burst and self.through != THROUGH_QUEUE:
+            raise BenchUsageError("--burst measures a full queue: it needs --through queue")
+        if self.swap_with and self.through != THROUGH_IN_PROCESS:
+            raise BenchUsageError("--swap-with moves models inside this process: it needs --through in-process")
         for model in self.models:
             for setting in self.settings:
                 derived_catalog(self.catalog, model, setting)
@@ -114,6 +120,8 @@ class BenchPlan:
             "repeats": self.repeats,
             "warmup": self.warmup,
             "overrides": self.overrides,
+            "loras": self.loras,
+            "swap_with": self.swap_with,
         }
 
 
@@ -216,7 +224,12 @@ class Session:
             )
         else:  # stock is the bare pipeline call: in this process whatever --through says
             group = InProcessGroup(
-                worker_settings, catalog_path, directory, stock=setting.stock, keep_frames=self.keep_frames
+                worker_settings,
+                catalog_path,
+                directory,
+                stock=setting.stock,
+                keep_frames=self.keep_frames,
+                swap_with=plan.swap_with,
             )
         try:
             yield group
@@ -232,11 +245,15 @@ class Session:
         label = f"{model} / {preset.value} / {setting.name}"
         group.reset_peak()
         records: list[RunRecord] = []
-        first_condition: float | None = None
+        first: RunRecord | None = None
+        rss_start: int | None = None
         for index in range(plan.warmup + plan.repeats):
             job_id = f"bench-{self.token}-{number}-{index}"
+            loras = [plan.loras[index % len(plan.loras)]] if plan.loras else None
+            if index == plan.warmup:
+                rss_start = group.host_rss_bytes()
             try:
-                record = group.run(envelope(job_id, plan.image_uri, preset, index, plan.overrides))
+                record = group.run(envelope(job_id, plan.image_uri, preset, index, plan.overrides, loras=loras))
             except BenchError:
                 raise
             except Exception as exc:  # a failed job ends the bench with what it was and where
@@ -245,20 +262,21 @@ class Session:
                 )
                 raise BenchError(f"{label}: job {job_id} failed: {reason}") from exc
             self.advance(label)
-            if index == 0:
-                first_condition = record.condition_ms  # the cold one: prompt and image not cached yet
+            if first is None:
+                first = record  # the cold one: prompt and image not cached, the model maybe not loaded yet
             if index >= plan.warmup:
                 records.append(record)
+        assert first is not None  # repeats >= 1
         summary = summarize(records)
         burst = self._burst(group, number, preset) if plan.burst and isinstance(group, QueueGroup) else None
-        first = records[0]
-        flops = self._flops(group, first)
+        measured = records[0]
+        flops = self._flops(group, measured)
         flops_per_step = flops.flops_per_step if flops else None
         achieved = flops_per_step / summary.s_per_step / 1e12 if flops_per_step and summary.s_per_step else None
-        video, poster = self._keep_media(first, f"{number:02d}-{model}-{preset.value}-{setting.name}")
+        video, poster = self._keep_media(measured, f"{number:02d}-{model}-{preset.value}-{setting.name}")
         row = Row(
             model=model,
-            ran_model=first.ran_model,
+            ran_model=measured.ran_model,
             preset=preset.value,
             setting=setting.name,
             through=THROUGH_IN_PROCESS if setting.stock or plan.through == THROUGH_IN_PROCESS else THROUGH_QUEUE,
@@ -269,13 +287,13 @@ class Session:
             min_ms=summary.min_ms,
             max_ms=summary.max_ms,
             e2e_ms=[record.e2e_ms for record in records],
-            steps=first.steps,
-            frames=first.frames,
-            width=first.width,
-            height=first.height,
-            fps=first.fps,
-            cfg=first.cfg,
-            cfg_passes=guidance_passes(first.cfg),
+            steps=measured.steps,
+            frames=measured.frames,
+            width=measured.width,
+            height=measured.height,
+            fps=measured.fps,
+            cfg=measured.cfg,
+            cfg_passes=guidance_passes(measured.cfg),
             s_per_step=summary.s_per_step,
             stages=summary.stages,
             peak_device_bytes=group.peak_device_bytes(),
@@ -287,9 +305,11 @@ class Session:
             peak_fraction=achieved / peak if achieved is not None and peak else None,
             video=video,
             poster=poster,
-            condition_first_ms=first_condition,
+            condition_first_ms=first.condition_ms,
             condition_ms=median_or_none([r.condition_ms for r in records if r.condition_ms is not None]),
             burst=burst.to_json() if burst else None,
+            first_run_stages={stage: first.stages.get(stage) for stage in STAGES},
+            host_rss_start_bytes=rss_start,
         )
         return row, [Output(record.frames_file, record.video) for record in records]
 

@@ -19,7 +19,7 @@ from tests.bench.conftest import load_valid_results
 from tests.support.video import decode_mp4
 
 PIPELINE_STAGES = {"text_encode", "image_encode", "denoise", "vae_decode", "frames_to_host"}
-WORKER_STAGES = {"prepare", "load", *PIPELINE_STAGES, "encode", "upload"}
+WORKER_STAGES = {"prepare", "load", "lora", *PIPELINE_STAGES, "encode", "upload"}
 
 
 def test_writes_the_four_files_with_one_row_per_preset(in_process_run: Path) -> None:

@@ -39,7 +39,7 @@ while read -r kind spec note; do
         need) carried+=("$spec") ;;
         speed) speed+=("$spec") ;;
         fallback) fallbacks+=("$spec") ;;
-        unavailable) echo "gpu-wheels: not carried: $spec: $note" ;;
+        unavailable | left-out) echo "gpu-wheels: not carried ($kind): $spec: $note" ;;
     esac
 done <<<"$entries"
 

@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from requirements import carried_unmet, installed_versions, project_unmet
+from wheel_list import LIST, parse
 
 PACKAGES = (
     "torch",
@@ -150,7 +151,8 @@ def main() -> int:
     args = parser.parse_args()
 
     versions = installed_versions()
-    unmet = project_unmet(args.pyproject, versions)
+    left_out = {entry.name: entry.note for entry in parse(LIST.read_text(encoding="utf-8")) if entry.kind == "left-out"}
+    unmet = project_unmet(args.pyproject, versions, frozenset(left_out))
     if args.site is not None:
         unmet += carried_unmet(args.site, versions)
     report: dict[str, Any] = {
@@ -158,6 +160,7 @@ def main() -> int:
         "facts": device_facts(args.device),
         "versions": {name: _version(name) for name in PACKAGES},
         "unmet_requirements": [gap.describe() for gap in unmet],
+        "left_out": left_out,  # dependencies not carried on purpose (scripts/gpu/wheels.txt), never imported here
         "imports": import_checks(),
         "ffmpeg": ffmpeg_check(),
         "speed": speed_check(args.device, args.speed_site),

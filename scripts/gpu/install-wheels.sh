@@ -38,7 +38,8 @@ redis="the node's $(command -v redis-server || echo none)"
 if ! command -v redis-server >/dev/null && [ "${#redis_debs[@]}" -gt 0 ]; then
     mkdir -p "$redis_root"
     for deb in "${redis_debs[@]}"; do dpkg-deb -x "$deb" "$redis_root"; done
-    redis="$("$redis_root/usr/bin/redis-server" --version 2>&1 | head -1 || echo "unpacked, does not run")"
+    redis="$(LD_LIBRARY_PATH="$redis_root/usr/lib/x86_64-linux-gnu" "$redis_root/usr/bin/redis-server" --version \
+        2>&1 | head -1 || echo "unpacked, does not run")"
 fi
 echo "installed ${#wheels[@]} wheels and ${#fallbacks[@]} fallback(s) into $site, ${#speed[@]} speed package(s)" \
     "into $speed_site; redis-server: $redis"

@@ -35,7 +35,7 @@ ATTENTION_CANDIDATES="flash,_flash_3,sage,xformers,_native_cudnn,_native_efficie
 # achieved rate (3.37 PFLOP/step / 9.77 s = 345 TFLOP/s); a synthetic build is allocation and filling on the
 # device (seconds); a process start (imports of torch and diffusers) about 8 s.
 GPU_STAGES=(
-    "wheels|20|the carried wheels into a scratch folder, the Redis server's packages|16 wheels, 41.6 MiB to unpack"
+    "wheels|20|the carried wheels into a scratch folder, the Redis server's packages|measured on the 2 loaded cores here: 16 wheels (41.6 MiB) in 7.6 s, the packages in 0.4 s"
     "smoke|55|probe (device, versions, imports, ffmpeg, torchao fp8 GEMM, one call per attention backend); the narrow model end to end on CUDA; one Inductor-compiled block|2 process starts 16 s, speed probe child 10 s, narrow job 5 s, one block compiled 15 s"
     "bench-wan14|120|Wan 2.1 I2V 14B: balanced 832x480x81, 3 steps with CFG (s/step), then quality distilled 768x768x49, 4 steps|start 8 s, build 8 s, balanced 3 x 9.8 s + VAE 15 s + MP4 3 s = 47 s, quality 4 x 4.2 s + VAE 11 s + MP4 2 s = 30 s, report 4 s: 97 s"
     "bench-speed|120|Wan 2.2 TI2V 5B fast (512x512x49, 8 steps, cfg 3): catalog, compile, fp8+compile|start 8 s; a job 8 s (74 TFLOP/step: 0.2 s/step, VAE 5 s); catalog 13 s, compile 13 s + 30 s, fp8+compile 13 s + 40 s: 117 s"

@@ -49,21 +49,22 @@ GPU_BUDGET_S=540
 GPU_SAVE_RESERVE_S=20  # the summary after each of the 9 stages (1 s) and an archive after each bench stage (2 s)
 GPU_TEST_TIMEOUT_S=30
 
-# The dry run: the same stages on this CPU (2 cores shared with other work), narrow models, small shapes; caps about
-# 1.5x the seconds measured here on 2026-12-07 under a load average of 10 (its summary.json).
+# The dry run: the same stages on this CPU (2 cores shared with other work), narrow models, small shapes. It checks
+# the sequence, not the speed, so its caps are generous: about 2x the seconds measured here on 2026-12-07 under a
+# load average of 8-12 (its summary.json); on an idle machine it ends in about 5 minutes.
 DRY_STAGES=(
     "wheels|0|skipped: .venv has every package|-"
-    "smoke|100|as on the GPU, on the CPU: the compiled block with dynamo's eager backend|measured 66 s"
-    "bench-wan14|65|narrow, 64x64: balanced 9 frames, 3 steps with CFG; quality distilled|measured 41 s"
-    "bench-speed|100|narrow, 64x64x5, 3 steps: catalog, compile, fp8+compile (CUDA-only: skipped, bit-identical)|measured 67 s"
-    "bench-burst|75|narrow through Redis and a serve child, max_batch 4|measured 48 s"
-    "lora-swap|95|narrow, dynamo's eager backend|measured 64 s"
-    "bench-realtime|65|narrow, 64x64|measured 43 s"
-    "bench-attention|45|narrow: catalog, _native_flash and _native_math (the backends a CPU runs)|measured 29 s"
-    "tests|30|pytest -m gpu: collected, skipped without CUDA (20 s per test)|measured 7 s"
+    "smoke|150|as on the GPU, on the CPU: the compiled block with dynamo's eager backend|measured 66-91 s"
+    "bench-wan14|110|narrow, 64x64: balanced 9 frames, 3 steps with CFG; quality distilled|measured 41-66 s"
+    "bench-speed|140|narrow, 64x64x5, 3 steps: catalog, compile, fp8+compile (CUDA-only: skipped, bit-identical)|measured 67-82 s"
+    "bench-burst|110|narrow through Redis and a serve child, max_batch 4|measured 48 s"
+    "lora-swap|130|narrow, dynamo's eager backend|measured 64 s"
+    "bench-realtime|100|narrow, 64x64|measured 43 s"
+    "bench-attention|70|narrow: catalog, _native_flash and _native_math (the backends a CPU runs)|measured 29 s"
+    "tests|40|pytest -m gpu: collected, skipped without CUDA (20 s per test)|measured 7 s"
 )
-DRY_BUDGET_S=615
-DRY_SAVE_RESERVE_S=40
+DRY_BUDGET_S=900
+DRY_SAVE_RESERVE_S=50
 DRY_TEST_TIMEOUT_S=20
 
 plan_for() {  # plan_for gpu|dry-run: MODE DEVICE SCALE BUDGET_S SAVE_RESERVE_S STAGES CAP_<stage> and the overrides

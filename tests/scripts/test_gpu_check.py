@@ -38,6 +38,9 @@ STAGES = [  # most important first: the GPU tests last
 ]
 BUDGET_LINE = re.compile(r"^  total +(\d+)  of a (\d+) s budget: fits$", re.MULTILINE)
 PRESETS = ["realtime", "fast", "balanced", "quality"]
+DRY_RUN_TIMEOUT_S = 1000  # the dry run's budget (900 s, scripts/gpu/plan.sh) and a margin
+# pytest-timeout counts the module's dry-run fixture in the first test that uses it: that test needs the whole run
+pytestmark = pytest.mark.timeout(DRY_RUN_TIMEOUT_S + 60)
 REALTIME_MODELS = ("wan22-ti2v-5b", "ltx-video-2b")
 
 
@@ -53,7 +56,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.
         check=False,
         capture_output=True,
         text=True,
-        timeout=700,
+        timeout=DRY_RUN_TIMEOUT_S,
         env=_env(),
     )
     return out, done

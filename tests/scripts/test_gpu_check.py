@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -50,16 +51,20 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The whole dry run, in a session of its own: whatever ends the test (its timeout, an interrupt) ends every
+    process the script started too, not the script alone."""
     out = tmp_path_factory.mktemp("gpu-check") / "out"
-    done = subprocess.run(
-        ["bash", str(SCRIPT), "--dry-run", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=DRY_RUN_TIMEOUT_S,
-        env=_env(),
+    command = ["bash", str(SCRIPT), "--dry-run", str(out)]
+    script = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True
     )
-    return out, done
+    try:
+        stdout, stderr = script.communicate(timeout=DRY_RUN_TIMEOUT_S)
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait(timeout=30)
+    return out, subprocess.CompletedProcess(command, script.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="module")

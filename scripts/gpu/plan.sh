@@ -43,7 +43,7 @@ GPU_STAGES=(
     "lora-swap|50|Wan 2.2 TI2V 5B compiled with 2 LoRA hotswap slots of rank 64: five LoRA changes timed, recompilations counted|start 8 s, build 5 s, 3 LoRA files 2 s, compile 25 s, 7 two-step calls 3 s: 43 s"
     "bench-realtime|30|realtime distilled (4 steps, cfg 1), 1 warm-up + 3 jobs each: Wan 2.2 TI2V 5B, LTX-Video 2B|start 8 s; per model build 5 s + 4 jobs x 1.5 s: 22 s"
     "bench-attention|40|Wan 2.2 TI2V 5B fast for 1 s (25 frames), 3 steps: catalog and one row per attention backend the smoke stage found working|start 8 s; per row build 5 s + job 3 s; 4 rows: 40 s"
-    "tests|40|pytest -m gpu (tests/gpu), each test limited to 30 s (above the 15 s an Inductor compile of the tiny model takes); SIGINT at the cap, so the JUnit XML is written|collection 8 s, 7 tiny-model tests 30 s"
+    "tests|40|pytest -m gpu (tests/gpu), each test limited to 30 s (above the 15 s an Inductor compile of the tiny model takes); SIGINT at the cap, so the JUnit XML is written|collection 8 s, 9 tiny-model tests 30 s"
 )
 GPU_BUDGET_S=540
 GPU_SAVE_RESERVE_S=20  # the summary after each of the 9 stages (1 s) and an archive after each bench stage (2 s)

@@ -34,9 +34,11 @@ COPY pyproject.toml README.md ./
 COPY worker worker
 COPY pipelines pipelines
 COPY models models
+# npc-worker bench (a plugin of npc-worker, entry point group npc_worker.commands): measure on the node itself
+COPY bench bench
 # The import check fails the build if pip replaced the CPU torch with another build.
 RUN pip install --no-cache-dir -c deploy/constraints.txt . \
-    && python -c "import torch, worker.cli; assert torch.__version__.endswith('+cpu'), torch.__version__"
+    && python -c "import torch, worker.cli, bench.cli; assert torch.__version__.endswith('+cpu'), torch.__version__"
 
 USER 10001:10001
 EXPOSE 8080

@@ -76,6 +76,30 @@ def _lora_layers(pipe: Any) -> list[Any]:
     ]
 
 
+def move_scalings(pipe: Any, device: Any) -> int:
+    """Put the tensor scalings of every LoRA layer (hotswap slots: PEFT turned them into tensors) on `device`; how
+    many moved. Neither `pipe.to()` nor diffusers' offload hooks move them (they are no parameters or buffers), so
+    after a move they would stay where they were made. Moved in place (`.data`, between the CPU and a GPU): the
+    same tensor objects, so a compiled denoiser sees the same inputs and `_set_weight` keeps filling them."""
+    import torch
+
+    target = torch.device(device)
+    moved = 0
+    for layer in _lora_layers(pipe):
+        for adapter, value in layer.scaling.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            if value.device.type == target.type and target.index in (None, value.device.index):
+                continue
+            there = value.data.to(target)
+            if torch._has_compatible_shallow_copy_type(value, there):  # CPU <-> CUDA: as Module.to moves parameters
+                value.data = there
+            else:  # e.g. the meta device: a new tensor in its place
+                layer.scaling[adapter] = there
+            moved += 1
+    return moved
+
+
 class LoraSlots:
     def __init__(self, pipe: Any, model_name: str, family: Family, count: int, rank: int) -> None:
         self._pipe = pipe
@@ -243,9 +267,12 @@ class LoraSlots:
 
     # -- scalings -------------------------------------------------------------------------------------------------
     def _read_bases(self, slot: _Slot) -> None:
-        """Each layer's scaling for the slot as the held LoRA sets it (alpha / rank), read in one transfer."""
+        """Each layer's scaling for the slot as the held LoRA sets it (alpha / rank), read in one transfer; the
+        scalings are first put where the denoiser computes (`_execution_device`: the GPU also when offload hooks
+        keep the weights in CPU memory), since PEFT made them where the weights were when they were loaded."""
         import torch
 
+        move_scalings(self._pipe, self._pipe._execution_device)
         slot.layers = [layer for layer in _lora_layers(self._pipe) if slot.name in layer.scaling]
         scalings = [layer.scaling[slot.name] for layer in slot.layers]
         if any(not isinstance(value, torch.Tensor) for value in scalings):

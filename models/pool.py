@@ -6,13 +6,14 @@ the model onto the device and says what that cost the job: a disk load, a swap b
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.catalog import Catalog
+from models.catalog import Catalog, ModelEntry
 from models.identity import model_identity
 from models.loras import AdapterCache
 from models.residency import ModelStats, Residency, apply_offload
@@ -158,15 +159,7 @@ class ModelPool:
         if entry.synthetic is None:
             pipe = pipeline_class.from_pretrained(entry.path, dtype=getattr(torch, entry.dtype), local_files_only=True)
         else:
-            from models.synthetic import build_synthetic_pipeline
-
-            # Built straight onto the device; offloaded models start in CPU memory, as after a disk load.
-            pipe = build_synthetic_pipeline(
-                entry.synthetic,
-                device="cpu" if entry.offload != "none" else self.device,
-                dtype=getattr(torch, entry.dtype),
-                scale=entry.synthetic_scale or "full",
-            )
+            pipe = self._build_synthetic(name, entry.synthetic, entry)
         pipe.set_progress_bar_config(disable=True)
         apply_speed(pipe, entry.speed, self.device, name)
         self_managed = apply_offload(pipe, entry.offload, self.device, name)
@@ -177,3 +170,46 @@ class ModelPool:
             pipe, name, self.lora_cache_size, family, slots=entry.speed.lora_slots, rank=entry.speed.lora_rank
         )
         return LoadedModel(name, family, pipe, adapters, load_ms)
+
+    def _build_synthetic(self, name: str, synthetic: str, entry: ModelEntry) -> Any:
+        """A synthetic model built on the device, where its weights are filled in seconds (on the CPU a 14B model
+        takes minutes). Offloaded models (`offload` on CUDA) then move to CPU memory, where a disk load would
+        leave them and where the offload hooks expect them; one that does not fit on the device to build is
+        built in CPU memory instead (slowly, with a warning)."""
+        import torch
+
+        from models.synthetic import build_synthetic_pipeline
+
+        scale = entry.synthetic_scale or "full"
+        dtype = getattr(torch, entry.dtype)
+        offloaded = entry.offload != "none" and torch.device(self.device).type == "cuda"
+        try:
+            return self._synthetic_on_device(name, synthetic, entry, dtype, offloaded)
+        except torch.OutOfMemoryError:
+            if not offloaded:
+                raise
+        # outside the except block: its traceback no longer holds the partly built components
+        gc.collect()
+        torch.cuda.empty_cache()
+        log.warning(
+            "model %s: synthetic %s does not fit on %s to be built; building it in CPU memory (minutes for "
+            "billions of parameters)",
+            name,
+            synthetic,
+            self.device,
+        )
+        return build_synthetic_pipeline(synthetic, device="cpu", dtype=dtype, scale=scale)
+
+    def _synthetic_on_device(self, name: str, synthetic: str, entry: ModelEntry, dtype: Any, offloaded: bool) -> Any:
+        import torch
+
+        from models.synthetic import build_synthetic_pipeline
+
+        pipe = build_synthetic_pipeline(
+            synthetic, device=self.device, dtype=dtype, scale=entry.synthetic_scale or "full"
+        )
+        if offloaded:
+            pipe.to("cpu")
+            torch.cuda.empty_cache()
+            log.info("model %s: synthetic weights built on %s, moved to CPU memory for offload", name, self.device)
+        return pipe

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.catalog import Offload
+from models.lora_slots import move_scalings
 from npc_video_client.clock import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class Residency:
         self.stats[name].weight_bytes = size
         self._make_room(name, size)
         pipe.to(self.device)
+        move_scalings(pipe, self.device)  # LoRA hotswap scalings are not moved by pipe.to()
         _synchronize(self.device)
         self._on_device[name] = None
         return clock.ms()
@@ -148,6 +150,7 @@ class Residency:
 
     def _offload(self, name: str, making_room_for: str) -> None:
         self._movable[name].to("cpu")
+        move_scalings(self._movable[name], "cpu")
         del self._on_device[name]
         self.stats[name].offloads += 1
         log.info("moved model %s to CPU memory to make room for %s", name, making_room_for)

@@ -257,6 +257,15 @@ def fp8_matmul_target(module: Any, fqn: str) -> bool:
     )
 
 
+def fp8_matmul_config() -> Any:
+    """torchao's float8 config for `fp8_matmul`: dynamic activations, per-row scales, and set_inductor_config=False:
+    torchao's default (True) rewrites Inductor's settings for the whole process (coordinate-descent tuning, which
+    lengthens every later compilation, and float32 matmul precision "high"); the worker keeps its own."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)
+
+
 def _enable_fp8_matmul(denoisers: list[Any], device: str, model_name: str) -> None:
     """torchao float8 dynamic quantization of the denoisers' linear layers: per-row float8 weights, activations
     quantized per row at run time, the GEMM itself in float8 on the tensor cores (unlike fp8_layerwise, which only
@@ -269,7 +278,9 @@ def _enable_fp8_matmul(denoisers: list[Any], device: str, model_name: str) -> No
         _ignored(model_name, "fp8_matmul", reason)
         return
     try:
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+        from torchao.quantization import quantize_
+
+        config = fp8_matmul_config()
     except ImportError as exc:
         _ignored(model_name, "fp8_matmul", f"because torchao cannot be imported ({exc}): install the gpu extra")
         return
@@ -279,7 +290,6 @@ def _enable_fp8_matmul(denoisers: list[Any], device: str, model_name: str) -> No
         dtypes = sorted({str(denoiser.dtype).removeprefix("torch.") for denoiser in denoisers})
         _ignored(model_name, "fp8_matmul", f"because per-row float8 needs bfloat16 block layers; the model is {dtypes}")
         return
-    config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
     for denoiser in denoisers:
         quantize_(denoiser, config, filter_fn=fp8_matmul_target)
     log.info(

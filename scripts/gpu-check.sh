@@ -1,40 +1,62 @@
 #!/usr/bin/env bash
 # The prepared GPU check (docs/benchmarks.md, "GPU check"), for an air-gapped GPU node that has a CUDA torch but no
-# registry: installs the carried wheels (.whl/, from scripts/gpu-wheels.sh) into a scratch folder, runs the
-# GPU-marked tests, then `npc-worker bench` on synthetic full-scale models (Wan 2.1 I2V 14B: s/step at 480p, 81
-# frames with CFG, and the distilled quality preset; the speed settings on Wan 2.2 TI2V 5B with their PSNR; the
-# cost of a LoRA change with compile on; the distilled realtime preset warm on Wan 2.2 5B and LTX-Video 2B; one row
-# per usable attention backend), and writes the log, a summary (with the speed targets) and one archive per bench
-# run to OUTDIR: 8 files, each under 16 MiB.
-# Every stage has a time limit inside one overall budget (GPU_CHECK_BUDGET_S, default 435 s: under 8 minutes in
-# all on one H100), and a failed stage is recorded and the next one runs. Exit status 1 when any stage failed.
-# scripts/gpu/plan.sh holds what differs between the GPU run and the dry run.
+# registry: installs the carried wheels (.whl/, from scripts/gpu-wheels.sh) into a scratch folder, then runs the
+# stages of scripts/gpu/plan.sh, most important first: a smoke stage (probe, the narrow model end to end, one
+# compiled block, an fp8 GEMM, one call per attention backend), Wan 2.1 I2V 14B s/step at 480p with CFG, the speed
+# settings that matter most, a queue burst with batching on, the cost of a LoRA change with compile on, the realtime
+# rows, the attention backends, and the GPU tests last.
+# Each stage runs under `timeout` within a cap; the caps add up to the budget, the time a stage leaves unused goes
+# to the next, and an overrun (the kill grace, the saves) cuts the last stages first. Nothing finished is lost: the
+# bench writes its results after every row and saves on SIGTERM, and after every stage summary.json/summary.md and
+# that stage's archive are (re)written into OUTDIR, which never holds more than 8 files (none in a folder, each
+# under 16 MiB, 64 MiB together: what the device tool brings back).
 #   scripts/gpu-check.sh OUTDIR             on the GPU node, from a copy of the working tree with .whl/ beside it
-#   scripts/gpu-check.sh --dry-run OUTDIR   the same sequence on this CPU: narrow models, small sizes, .venv, no
-#                                           wheel install (tests/scripts/test_gpu_check.py runs it)
+#   scripts/gpu-check.sh --dry-run OUTDIR   prints the GPU plan, then runs the same sequence on this CPU: narrow
+#                                           models, small sizes, .venv, no wheel install (tests/scripts/test_gpu_check.py)
+#   scripts/gpu-check.sh --plan             prints the GPU plan (stages, caps, total against the budget); exit 1
+#                                           when the caps do not fit
+# Exit status 1 when any stage failed or ran out of time.
 set -euo pipefail
 
 usage() {
-    echo "usage: scripts/gpu-check.sh [--dry-run] OUTDIR" >&2
+    echo "usage: scripts/gpu-check.sh [--dry-run] OUTDIR | --plan" >&2
     exit 2
 }
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/gpu/plan.sh
+source "$REPO/scripts/gpu/plan.sh"
 dry_run=0
-if [ "${1:-}" = "--dry-run" ]; then
-    dry_run=1
-    shift
-fi
+case "${1:-}" in
+    --plan)
+        [ $# -eq 1 ] || usage
+        plan_for gpu
+        print_plan
+        exit
+        ;;
+    --dry-run)
+        dry_run=1
+        shift
+        ;;
+esac
 if [ $# -ne 1 ] || [ -z "$1" ] || [ "${1#-}" != "$1" ]; then
     usage
 fi
-REPO=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$1"
 OUTDIR=$(cd "$1" && pwd)
 
-MIN_STAGE_S=20  # a stage with less time left than this is not started
-RESERVE_S=30    # kept back from the budget for the archives and the summary
-# shellcheck source=scripts/gpu/plan.sh
-source "$REPO/scripts/gpu/plan.sh"
+MIN_STAGE_S=15        # a stage with less time than this (or than its cap, when smaller) is not started
+KILL_AFTER_S=10       # after a stage's limit: SIGTERM (SIGINT for pytest), then SIGKILL this much later
+SAVE_TIMEOUT_S=20     # the summary, or one archive, after a stage
+ARCHIVE_LIMIT_MIB=14  # 4 archives of 14 MiB and the log and summaries stay under the 64 MiB brought back
+ARCHIVES=(            # archive = the bench folders it holds: one archive for the two small-shape stages
+    "bench-wan14=bench-wan14"
+    "bench-speed=bench-speed"
+    "bench-burst=bench-burst"
+    "bench-realtime-attention=bench-realtime bench-attention"
+)
 if [ "$dry_run" -eq 1 ]; then
+    GPU_CHECK_BUDGET_S="" plan_for gpu  # the plan the GPU run will have (GPU_CHECK_BUDGET_S is the dry run's here)
+    print_plan || echo "gpu-check: the GPU plan does not fit its budget: fix scripts/gpu/plan.sh"
     plan_for dry-run
     PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 else
@@ -47,86 +69,130 @@ main() {
     cd "$REPO"
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/npc-gpu-check.XXXXXX")
     trap 'if [ "${GPU_CHECK_KEEP:-0}" = 1 ]; then echo "scratch kept: $WORK"; else rm -rf "$WORK"; fi' EXIT
-    SITE="$WORK/site" SPEED_SITE="$WORK/speed" STAGES="$WORK/stages.tsv" CATALOG="$WORK/catalog.toml"
+    SITE="$WORK/site" SPEED_SITE="$WORK/speed" REDIS_ROOT="$WORK/redis" STAGES_TSV="$WORK/stages.tsv"
+    CATALOG="$WORK/catalog.toml" PLAN_TSV="$WORK/plan.tsv"
     mkdir "$WORK/tmp"
     export TMPDIR="$WORK/tmp"  # the bench's scratch storage too: a stage killed at its limit leaves nothing behind
-    DEADLINE=$((SECONDS + BUDGET_S - RESERVE_S))
-    FAILED=0 BENCH_DIRS=() NOTES=()
-    : >"$STAGES"
+    STARTED=$SECONDS
+    STAGE_DEADLINE=$((STARTED + BUDGET_S - SAVE_RESERVE_S))
+    FAILED=0 NOTES=()
+    : >"$STAGES_TSV"
+    local entry
+    for entry in "${STAGES[@]}"; do printf '%s\n' "$entry" | tr '|' '\t' >>"$PLAN_TSV"; done
 
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MPLBACKEND=Agg
     export XDG_CACHE_HOME="$WORK/cache" HF_HOME="$WORK/cache/huggingface" MPLCONFIGDIR="$WORK/cache/matplotlib"
     export TORCHINDUCTOR_CACHE_DIR="$WORK/cache/inductor" TRITON_CACHE_DIR="$WORK/cache/triton"
     export NPC_WORKER_DATA_DIR="$WORK/data"
     # The node gets a copy of the working tree, not an installed package: the carried wheels, then the repository
-    # (worker, models, pipelines) and the client (npc_video_client).
+    # (worker, models, pipelines, bench) and the client (npc_video_client). No entry points: `python -m bench`.
     export PYTHONPATH="$SITE:$REPO:$REPO/clients/python"
 
     echo "gpu-check: $MODE on ${HOSTNAME:-?} at $(date -u +%Y-%m-%dT%H:%M:%SZ); budget ${BUDGET_S}s; out $OUTDIR"
     echo "gpu-check: python $PYTHON, scratch $WORK, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    print_plan || note "the plan's caps add up to more than the ${BUDGET_S}s budget: the last stages get less"
     write_catalog "$CATALOG"
 
+    local name
+    for name in "${STAGE_NAMES[@]}"; do
+        "stage_${name//-/_}"
+        save_after "$name"
+    done
+    echo "gpu-check: $FAILED failed stage(s), $((SECONDS - STARTED)) s in all; files in $OUTDIR:"
+    ls -l "$OUTDIR"
+    [ "$FAILED" -eq 0 ]
+}
+
+# -- the stages, in plan order --------------------------------------------------------------------------------
+stage_wheels() {
     if [ "$dry_run" -eq 1 ]; then
         skip wheels "dry run: .venv already has every package"
-    else
-        stage wheels 120 bash scripts/gpu/install-wheels.sh "$PYTHON" "$WHEELS" "$SITE" "$SPEED_SITE"
+        return
     fi
-    stage probe "$CAP_PROBE" "$PYTHON" scripts/gpu/probe.py --device "$DEVICE" --out "$WORK/probe.json" \
-        --site "$SITE" --speed-site "$SPEED_SITE" --pyproject pyproject.toml
-
-    local gpu_tests=()
-    mapfile -t gpu_tests < <(grep -rlE '^pytestmark = pytest\.mark\.gpu|@pytest\.mark\.gpu' tests \
-        --include='test_*.py' | sort)
-    if [ "${#gpu_tests[@]}" -eq 0 ]; then
-        skip tests "no test file under tests/ is marked gpu"
-    else  # the speed folder last on the path: the fp8 tests import torchao, nothing else can be shadowed by it
-        stage tests "$CAP_TESTS" env PYTHONPATH="$PYTHONPATH:$SPEED_SITE" "$PYTHON" -m pytest -m gpu -q \
-            -p no:cacheprovider --basetemp="$WORK/pytest" --junitxml="$OUTDIR/pytest-gpu.xml" "${gpu_tests[@]}"
+    stage wheels bash scripts/gpu/install-wheels.sh "$PYTHON" "$WHEELS" "$SITE" "$SPEED_SITE" "$REDIS_ROOT"
+    if [ -x "$REDIS_ROOT/usr/bin/redis-server" ] && ! command -v redis-server >/dev/null; then
+        export PATH="$REDIS_ROOT/usr/bin:$PATH"  # the carried Redis server, for the queue stage
+        export LD_LIBRARY_PATH="$REDIS_ROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     fi
+}
 
-    bench bench-wan14 "$CAP_WAN14" "$WAN14_OVERRIDE" --models wan21-i2v-14b-480p --presets balanced,quality \
-        --setting catalog
-    # The speed rows, and only they, see the speed packages (torchao; sageattention once it can be had).
-    local speed_settings=(--setting catalog) setting
-    for setting in "${SPEED_SETTINGS[@]}"; do speed_settings+=(--setting "$setting"); done
-    BENCH_PATH="$SPEED_SITE:$PYTHONPATH" bench bench-speed "$CAP_SPEED" "$SPEED_OVERRIDE" --models wan22-ti2v-5b \
-        --presets fast "${speed_settings[@]}"
-    stage lora-swap "$CAP_LORA_SWAP" "$PYTHON" scripts/gpu/lora_swap.py \
-        --catalog "$CATALOG" --model "$LORA_SWAP_MODEL" --device "$DEVICE" --backend "$LORA_SWAP_BACKEND" \
-        --rank "$LORA_SWAP_RANK" --override "$LORA_SWAP_OVERRIDE" --out "$WORK/lora-swap.json"
-    BENCH_WARMUP=1 BENCH_REPEATS=3 bench bench-realtime "$CAP_REALTIME" "$REALTIME_OVERRIDE" \
-        --models wan22-ti2v-5b,ltx-video-2b --presets realtime --setting catalog
-    local attention=(--setting catalog) backend backends=()
-    mapfile -t backends < <(usable_backends)
-    for backend in "${backends[@]}"; do attention+=(--setting "attn-$backend:attention_backend=$backend"); done
+stage_smoke() {
+    stage smoke "$PYTHON" scripts/gpu/smoke.py --device "$DEVICE" --catalog "$CATALOG" --model "$SMOKE_MODEL" \
+        --override "$SMOKE_OVERRIDE art_style=$SMOKE_STYLE" --compile-backend "$COMPILE_BACKEND" --attention "$SMOKE_ATTENTION" \
+        --out "$WORK/smoke.json" --probe-out "$WORK/probe.json" --site "$SITE" --speed-site "$SPEED_SITE" \
+        --pyproject pyproject.toml
+}
+
+stage_bench_wan14() {
+    bench bench-wan14 "$WAN14_OVERRIDE" --models wan21-i2v-14b-480p --presets balanced,quality --setting catalog
+}
+
+stage_bench_speed() {  # the speed rows, and only they, see the speed packages (torchao)
+    local settings=(--setting catalog) setting
+    for setting in "${SPEED_SETTINGS[@]}"; do settings+=(--setting "$setting"); done
+    BENCH_PATH="$SPEED_SITE:$PYTHONPATH" bench bench-speed "$SPEED_OVERRIDE" --models wan22-ti2v-5b --presets fast \
+        "${settings[@]}"
+}
+
+stage_bench_burst() {
+    if ! command -v redis-server >/dev/null; then
+        skip bench-burst "no redis-server on the node and none carried (scripts/gpu-wheels.sh downloads its packages)"
+        return
+    fi
+    BENCH_WARMUP=1 BENCH_REPEATS=2 bench bench-burst "$BURST_OVERRIDE" --models wan22-ti2v-5b --presets realtime \
+        --through queue --burst "$BURST_JOBS" --setting "$BURST_SETTING"
+}
+
+stage_lora_swap() {
+    stage lora-swap "$PYTHON" scripts/gpu/lora_swap.py --catalog "$CATALOG" --model "$LORA_SWAP_MODEL" \
+        --device "$DEVICE" --backend "$COMPILE_BACKEND" --rank "$LORA_SWAP_RANK" --override "$LORA_SWAP_OVERRIDE" \
+        --out "$WORK/lora-swap.json"
+}
+
+stage_bench_realtime() {
+    BENCH_WARMUP=1 BENCH_REPEATS=3 bench bench-realtime "$REALTIME_OVERRIDE" --models wan22-ti2v-5b,ltx-video-2b \
+        --presets realtime --setting catalog
+}
+
+stage_bench_attention() {
+    local settings=(--setting catalog) backend backends=()
+    mapfile -t backends < <(working_backends)
+    for backend in "${backends[@]}"; do settings+=(--setting "attn-$backend:attention_backend=$backend"); done
     if [[ " ${backends[*]} " != *" sage "* ]]; then
         note "no sage attention row: diffusers cannot use sageattention here" \
             "($(grep '^unavailable sageattention' scripts/gpu/wheels.txt | cut -d' ' -f3- | sed 's/^ *//'))"
     fi
     if [ "${#backends[@]}" -eq 0 ]; then
-        skip bench-attention "the probe found no attention backend to compare with the default"
-    else
-        BENCH_PATH="$SPEED_SITE:$PYTHONPATH" bench bench-attention "$CAP_ATTENTION" "$SPEED_OVERRIDE" \
-            --models wan22-ti2v-5b --presets fast "${attention[@]}"
+        skip bench-attention "no attention backend besides the default ran its one call in the smoke stage"
+        return
     fi
-
-    DEADLINE=$((DEADLINE + RESERVE_S))
-    local item
-    for item in "${BENCH_DIRS[@]}"; do
-        stage "bundle-${item%%=*}" 60 "$PYTHON" scripts/gpu/bundle.py "${item#*=}" "$OUTDIR/${item%%=*}.tar.gz"
-    done
-    local summary_args=(--mode "$MODE" --stages "$STAGES" --probe "$WORK/probe.json"
-        --tests-xml "$OUTDIR/pytest-gpu.xml" --lora-swap "$WORK/lora-swap.json" --out "$OUTDIR")
-    for item in "${BENCH_DIRS[@]}"; do summary_args+=(--bench "$item"); done
-    for item in "${NOTES[@]}"; do summary_args+=(--note "$item"); done
-    timeout 60 "$PYTHON" scripts/gpu/summary.py "${summary_args[@]}" || FAILED=$((FAILED + 1))
-    echo "gpu-check: $FAILED failed stage(s), $SECONDS s in all; files in $OUTDIR:"
-    ls -l "$OUTDIR"
-    [ "$FAILED" -eq 0 ]
+    BENCH_PATH="$SPEED_SITE:$PYTHONPATH" bench bench-attention "$ATTENTION_OVERRIDE" --models wan22-ti2v-5b \
+        --presets fast "${settings[@]}"
 }
 
+stage_tests() {  # SIGINT at the cap: pytest stops and still writes its JUnit XML; each test has its own timeout
+    local gpu_tests=()
+    mapfile -t gpu_tests < <(grep -rlE '^pytestmark = pytest\.mark\.gpu|@pytest\.mark\.gpu' tests \
+        --include='test_*.py' | sort)
+    if [ "${#gpu_tests[@]}" -eq 0 ]; then
+        skip tests "no test file under tests/ is marked gpu"
+        return
+    fi
+    # the speed folder last on the path: the fp8 tests import torchao, nothing else can be shadowed by it
+    STAGE_SIGNAL=INT stage tests env PYTHONPATH="$PYTHONPATH:$SPEED_SITE" "$PYTHON" -m pytest -m gpu -q \
+        -p no:cacheprovider --timeout "$TEST_TIMEOUT_S" --basetemp="$WORK/pytest" \
+        --junitxml="$OUTDIR/pytest-gpu.xml" "${gpu_tests[@]}"
+    if [ ! -s "$OUTDIR/pytest-gpu.xml" ]; then  # killed before it could write: say so in the report's place
+        printf '%s\n' '<?xml version="1.0" encoding="utf-8"?>' \
+            '<testsuites><testsuite name="pytest" tests="1" errors="1" failures="0" skipped="0">' \
+            '<testcase classname="gpu-check" name="tests"><error message="pytest was killed before it wrote its report (see gpu-check.log)"/></testcase>' \
+            '</testsuite></testsuites>' >"$OUTDIR/pytest-gpu.xml"
+    fi
+}
+
+# -- running, recording and saving ------------------------------------------------------------------------------
 record() {  # record NAME STATUS EXIT SECONDS LIMIT: one line of stages.tsv (scripts/gpu/summary.py reads it)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$STAGES"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$STAGES_TSV"
 }
 
 skip() {  # skip NAME REASON
@@ -139,19 +205,33 @@ note() {  # note TEXT...: a line for the summary
     NOTES+=("$*")
 }
 
-stage() {  # stage NAME CAP_S COMMAND...: run under the smaller of CAP_S and the budget left; record the outcome
-    local name=$1 cap=$2
-    shift 2
-    local left=$((DEADLINE - SECONDS))
-    if [ "$left" -lt "$MIN_STAGE_S" ]; then  # not run: counts as failed, the figures it stands for are missing
-        echo "=== $name: no time: ${left}s of the ${BUDGET_S}s budget left"
+later_caps() {  # later_caps NAME: the caps of the stages after NAME, which this one must leave to them
+    local total=0 seen=0 name
+    for name in "${STAGE_NAMES[@]}"; do
+        if [ "$seen" -eq 1 ]; then total=$((total + $(cap_of "$name"))); fi
+        if [ "$name" = "$1" ]; then seen=1; fi
+    done
+    echo "$total"
+}
+
+stage() {  # stage NAME COMMAND...: run under its cap, or longer by what the stages before it left unused (beyond
+    # what the stages after it are owed), never past the budget: an overrun cuts the last stages first; record it
+    local name=$1
+    shift
+    local cap left limit
+    cap=$(cap_of "$name")
+    left=$((STAGE_DEADLINE - SECONDS - $(later_caps "$name")))
+    limit=$((left > cap ? left : cap))
+    limit=$((limit < STAGE_DEADLINE - SECONDS ? limit : STAGE_DEADLINE - SECONDS))
+    if [ "$limit" -lt "$((cap < MIN_STAGE_S ? cap : MIN_STAGE_S))" ] || [ "$limit" -le 0 ]; then
+        echo "=== $name: no time: ${limit}s left for it of the ${BUDGET_S}s budget"
         record "$name" no-time "" 0 ""
         FAILED=$((FAILED + 1))
         return 0
     fi
-    local limit=$((cap < left ? cap : left)) began=$SECONDS rc=0 status=ok
-    echo "=== $name: start $(date -u +%H:%M:%S), limit ${limit}s: $*"
-    timeout --kill-after=10 "$limit" "$@" || rc=$?
+    local began=$SECONDS rc=0 status=ok
+    echo "=== $name: start $(date -u +%H:%M:%S), limit ${limit}s (cap ${cap}s): $*"
+    timeout --signal="${STAGE_SIGNAL:-TERM}" --kill-after="$KILL_AFTER_S" "$limit" "$@" || rc=$?
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         status=timeout
     elif [ "$rc" -ne 0 ]; then
@@ -162,23 +242,51 @@ stage() {  # stage NAME CAP_S COMMAND...: run under the smaller of CAP_S and the
     if [ "$status" != ok ]; then FAILED=$((FAILED + 1)); fi
 }
 
-bench() {  # bench NAME CAP_S OVERRIDE BENCH_ARGS...: one `npc-worker bench` run, one job per row and no warm-up
-    # job unless BENCH_WARMUP / BENCH_REPEATS say otherwise; on PYTHONPATH=$BENCH_PATH when that is set
-    local name=$1 cap=$2 override=$3
-    shift 3
+bench() {  # bench NAME OVERRIDE BENCH_ARGS...: one bench run (`python -m bench`: the tree is not installed), one
+    # job per row and no warm-up unless BENCH_WARMUP / BENCH_REPEATS say otherwise; PYTHONPATH=$BENCH_PATH if set
+    local name=$1 override=$2
+    shift 2
     local args=(--catalog "$CATALOG" --device "$DEVICE" --warmup "${BENCH_WARMUP:-0}" --repeats "${BENCH_REPEATS:-1}"
         --out "$WORK/$name" "$@")
     if [ -n "$override" ]; then args+=(--override "$override"); fi
-    BENCH_DIRS+=("$name=$WORK/$name")
-    stage "$name" "$cap" env PYTHONPATH="${BENCH_PATH:-$PYTHONPATH}" "$PYTHON" -m worker bench "${args[@]}"
+    stage "$name" env PYTHONPATH="${BENCH_PATH:-$PYTHONPATH}" "$PYTHON" -m bench "${args[@]}"
 }
 
-usable_backends() {  # the attention backends the probe found usable with the speed packages, one a line
+working_backends() {  # the attention backends whose one call ran in the smoke stage, one a line
     "$PYTHON" - "$WORK/probe.json" <<'EOF' 2>/dev/null || true
 import json, sys
 speed = json.load(open(sys.argv[1])).get("speed", {})
-print("\n".join(speed.get("usable_attention_backends") or []))
+print("\n".join(speed.get("working_attention_backends") or []))
 EOF
+}
+
+save_after() {  # save_after STAGE: that stage's archive (for a bench stage) and the summary, into OUTDIR
+    local item archive folders folder sources=()
+    for item in "${ARCHIVES[@]}"; do
+        archive=${item%%=*} folders=${item#*=}
+        if [[ " $folders " != *" $1 "* ]]; then continue; fi
+        for folder in $folders; do
+            if [ -d "$WORK/$folder" ]; then sources+=("$WORK/$folder"); fi
+        done
+        if [ "${#sources[@]}" -gt 0 ]; then
+            timeout "$SAVE_TIMEOUT_S" "$PYTHON" scripts/gpu/bundle.py "${sources[@]}" "$OUTDIR/$archive.tar.gz" \
+                --limit-mib "$ARCHIVE_LIMIT_MIB" || note "archive $archive.tar.gz after $1 failed (see the log)"
+        fi
+    done
+    local args=(--mode "$MODE" --plan "$PLAN_TSV" --budget "$BUDGET_S" --stages "$STAGES_TSV"
+        --probe "$WORK/probe.json" --smoke "$WORK/smoke.json" --tests-xml "$OUTDIR/pytest-gpu.xml"
+        --lora-swap "$WORK/lora-swap.json" --out "$OUTDIR")
+    for item in "${ARCHIVES[@]}"; do
+        for folder in ${item#*=}; do
+            if [ -d "$WORK/$folder" ]; then args+=(--bench "$folder=$WORK/$folder"); fi
+        done
+    done
+    for item in "${NOTES[@]}"; do args+=(--note "$item"); done
+    if timeout "$SAVE_TIMEOUT_S" "$PYTHON" scripts/gpu/summary.py "${args[@]}" >/dev/null; then
+        echo "--- saved after $1: $(cd "$OUTDIR" && ls | tr '\n' ' ')"
+    else
+        echo "gpu-check: the summary after $1 failed"
+    fi
 }
 
 main 2>&1 | tee "$OUTDIR/gpu-check.log"

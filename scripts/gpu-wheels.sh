@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 VENV_PYTHON="${VENV_PYTHON:-.venv/bin/python}"
 DEST=.whl
 LIMIT_MIB=64  # the working tree and the wheels together, as copied to the node
+REDIS_PACKAGES=(redis-server redis-tools liblzf1 libjemalloc2)  # Redis 7 for the queue stage, and what it links
 PLATFORMS=(manylinux_2_39_x86_64 manylinux_2_35_x86_64 manylinux_2_34_x86_64 manylinux_2_31_x86_64
     manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64
     manylinux2014_x86_64 manylinux1_x86_64)
@@ -39,7 +40,7 @@ while read -r kind spec note; do
         need) carried+=("$spec") ;;
         speed) speed+=("$spec") ;;
         fallback) fallbacks+=("$spec") ;;
-        unavailable) echo "gpu-wheels: not carried: $spec: $note" ;;
+        unavailable | left-out) echo "gpu-wheels: not carried ($kind): $spec: $note" ;;
     esac
 done <<<"$entries"
 
@@ -53,22 +54,31 @@ download() {  # download DIR SPEC...: the wheels for the node's CPython 3.12 on 
 }
 
 # One version of each: a stale wheel beside a new one would stop the whole install on the node.
-mkdir -p "$DEST/speed" "$DEST/fallback"
-rm -f "$DEST"/*.whl "$DEST"/speed/*.whl "$DEST"/fallback/*.whl
+mkdir -p "$DEST/speed" "$DEST/fallback" "$DEST/redis"
+rm -f "$DEST"/*.whl "$DEST"/speed/*.whl "$DEST"/fallback/*.whl "$DEST"/redis/*.deb
 download "$DEST" "${carried[@]}"
 if [ "${#speed[@]}" -gt 0 ]; then download "$DEST/speed" "${speed[@]}"; fi
 if [ "${#fallbacks[@]}" -gt 0 ]; then download "$DEST/fallback" "${fallbacks[@]}"; fi
+# The queue stage starts a redis-server (7 or newer: the worker reads a consumer group's lag), which the node image
+# may lack: this machine's Debian packages of one, unpacked there only when it has none (scripts/gpu/install-wheels.sh).
+if command -v apt-get >/dev/null; then
+    (cd "$DEST/redis" && apt-get download -qq "${REDIS_PACKAGES[@]}" 2>/dev/null) \
+        || echo "gpu-wheels: apt-get download ${REDIS_PACKAGES[*]} failed: the queue stage needs the node's own Redis" >&2
+else
+    echo "gpu-wheels: no apt-get here: the queue stage needs the node's own redis-server" >&2
+fi
 
 echo "gpu-wheels: $DEST"
-find "$DEST" -type f -name '*.whl' -printf '%s\t%P\n' | sort -k2 \
+find "$DEST" -type f \( -name '*.whl' -o -name '*.deb' \) -printf '%s\t%P\n' | sort -k2 \
     | awk -F'\t' '{ printf "  %8.1f KiB  %s\n", $1 / 1024, $2 }'
-wheel_count=$(find "$DEST" -type f -name '*.whl' | wc -l)
-wheel_bytes=$(find "$DEST" -type f -name '*.whl' -printf '%s\n' | awk '{ total += $1 } END { print total + 0 }')
+wheel_count=$(find "$DEST" -type f \( -name '*.whl' -o -name '*.deb' \) | wc -l)
+wheel_bytes=$(find "$DEST" -type f \( -name '*.whl' -o -name '*.deb' \) -printf '%s\n' \
+    | awk '{ total += $1 } END { print total + 0 }')
 # What else travels: tracked and untracked-but-not-ignored files of the working tree.
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s 2>/dev/null \
     | awk '{ total += $1 } END { print total + 0 }')
 awk -v w="$wheel_bytes" -v t="$tree_bytes" -v n="$wheel_count" -v limit="$LIMIT_MIB" 'BEGIN {
-    printf "gpu-wheels: %d wheels, %.1f MiB; with the working tree (%.1f MiB): %.1f MiB",
+    printf "gpu-wheels: %d wheels and packages, %.1f MiB; with the working tree (%.1f MiB): %.1f MiB",
         n, w / 2^20, t / 2^20, (w + t) / 2^20
     printf " of the %d MiB copied to the node\n", limit
 }'

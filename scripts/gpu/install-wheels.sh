@@ -2,14 +2,15 @@
 # Install the carried wheels into a scratch folder on the GPU node (scripts/gpu-check.sh's first stage), then the
 # fallback wheels that the node's own packages make necessary (scripts/gpu/requirements.py chooses them), and the
 # speed packages into a folder of their own: only the speed rows put it on their path, so a speed package that
-# breaks on import cannot break the baseline.
-#   bash scripts/gpu/install-wheels.sh PYTHON WHEELS_DIR SITE_DIR SPEED_DIR   (SITE_DIR already on PYTHONPATH)
+# breaks on import cannot break the baseline. When the node has no redis-server, the carried Debian packages of one
+# (WHEELS_DIR/redis/*.deb) are unpacked into REDIS_DIR (gpu-check.sh then puts REDIS_DIR/usr/bin on the PATH).
+#   bash scripts/gpu/install-wheels.sh PYTHON WHEELS_DIR SITE_DIR SPEED_DIR REDIS_DIR  (SITE_DIR on PYTHONPATH)
 set -euo pipefail
-if [ $# -ne 4 ]; then
-    echo "usage: install-wheels.sh PYTHON WHEELS_DIR SITE_DIR SPEED_DIR" >&2
+if [ $# -ne 5 ]; then
+    echo "usage: install-wheels.sh PYTHON WHEELS_DIR SITE_DIR SPEED_DIR REDIS_DIR" >&2
     exit 2
 fi
-python=$1 wheels_dir=$2 site=$3 speed_site=$4
+python=$1 wheels_dir=$2 site=$3 speed_site=$4 redis_root=$5
 shopt -s nullglob
 wheels=("$wheels_dir"/*.whl)
 if [ "${#wheels[@]}" -eq 0 ]; then
@@ -32,5 +33,13 @@ speed=("$wheels_dir"/speed/*.whl)
 if [ "${#speed[@]}" -gt 0 ]; then
     "${pip[@]}" "$speed_site" "${speed[@]}"
 fi
+redis_debs=("$wheels_dir"/redis/*.deb)
+redis="the node's $(command -v redis-server || echo none)"
+if ! command -v redis-server >/dev/null && [ "${#redis_debs[@]}" -gt 0 ]; then
+    mkdir -p "$redis_root"
+    for deb in "${redis_debs[@]}"; do dpkg-deb -x "$deb" "$redis_root"; done
+    redis="$(LD_LIBRARY_PATH="$redis_root/usr/lib/x86_64-linux-gnu" "$redis_root/usr/bin/redis-server" --version \
+        2>&1 | head -1 || echo "unpacked, does not run")"
+fi
 echo "installed ${#wheels[@]} wheels and ${#fallbacks[@]} fallback(s) into $site, ${#speed[@]} speed package(s)" \
-    "into $speed_site"
+    "into $speed_site; redis-server: $redis"

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from bench.jobs import BENCH_PARAMS, portrait_png
+from bench.options import parse_scalar
 from models.catalog import Catalog, load_catalog
 from models.compile_cache import configure_compile_cache
 from models.identity import file_digest
@@ -30,8 +32,6 @@ from models.resolution import resolve
 from models.synthetic.lora import write_synthetic_lora
 from npc_video_client.contract import NpcResponseParams
 from pipelines.request import LoraChoice, ResolvedRequest
-from worker.bench.jobs import BENCH_PARAMS, portrait_png
-from worker.bench.options import parse_scalar
 
 SLOTS = 2
 # (to, what the switch has to do): A primes the slots; B goes into the free slot from its file; A and B are then

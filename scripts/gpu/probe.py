@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from requirements import carried_unmet, installed_versions, project_unmet
+from wheel_list import LIST, parse
 
 PACKAGES = (
     "torch",
@@ -42,7 +43,7 @@ PACKAGES = (
     "pytest",
 )
 # What every stage after this one imports: the CLI, the bench, the runner and the synthetic builders.
-MODULES = ("worker.cli", "worker.bench.session", "worker.runtime", "models.synthetic.build", "pipelines.families")
+MODULES = ("worker.cli", "bench.cli", "bench.session", "worker.runtime", "models.synthetic.build", "pipelines.families")
 
 
 def _version(name: str) -> str | None:
@@ -124,12 +125,21 @@ def ffmpeg_check() -> dict[str, Any]:
     return {"ok": ok, "executable": executable, "detail": (version or "does not run").splitlines()[0]}
 
 
-def speed_check(device: str, speed_site: Path | None) -> dict[str, Any]:
+def redis_server() -> dict[str, Any]:
+    """The redis-server the queue stage would start (the node's, or the one the wheels stage unpacked)."""
+    executable = shutil.which("redis-server")
+    version = _run([executable, "--version"]) if executable else None
+    return {"ok": version is not None, "executable": executable, "detail": version or "not found on PATH"}
+
+
+def speed_check(device: str, speed_site: Path | None, candidates: str | None) -> dict[str, Any]:
     """scripts/gpu/speed_probe.py in a child process, with the speed packages' folder first on its path."""
     env = dict(os.environ)
     if speed_site is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(speed_site), env.get("PYTHONPATH")]))
     command = [sys.executable, str(Path(__file__).with_name("speed_probe.py")), "--device", device]
+    if candidates:
+        command += ["--candidates", candidates]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False, env=env)
     except subprocess.TimeoutExpired:
@@ -147,10 +157,12 @@ def main() -> int:
     parser.add_argument("--site", type=Path, help="where the carried wheels were installed")
     parser.add_argument("--speed-site", type=Path, help="where the speed packages were installed")
     parser.add_argument("--pyproject", type=Path, default=Path("pyproject.toml"))
+    parser.add_argument("--attention", help="attention backends to try one call of (default: speed_probe's list)")
     args = parser.parse_args()
 
     versions = installed_versions()
-    unmet = project_unmet(args.pyproject, versions)
+    left_out = {entry.name: entry.note for entry in parse(LIST.read_text(encoding="utf-8")) if entry.kind == "left-out"}
+    unmet = project_unmet(args.pyproject, versions, frozenset(left_out))
     if args.site is not None:
         unmet += carried_unmet(args.site, versions)
     report: dict[str, Any] = {
@@ -158,9 +170,11 @@ def main() -> int:
         "facts": device_facts(args.device),
         "versions": {name: _version(name) for name in PACKAGES},
         "unmet_requirements": [gap.describe() for gap in unmet],
+        "left_out": left_out,  # dependencies not carried on purpose (scripts/gpu/wheels.txt), never imported here
         "imports": import_checks(),
         "ffmpeg": ffmpeg_check(),
-        "speed": speed_check(args.device, args.speed_site),
+        "redis_server": redis_server(),
+        "speed": speed_check(args.device, args.speed_site, args.attention),
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=2))

@@ -80,12 +80,16 @@ def carried_unmet(site: Path, versions: dict[str, str]) -> list[Unmet]:
     return unmet
 
 
-def project_unmet(pyproject: Path, versions: dict[str, str]) -> list[Unmet]:
-    """The project's own dependencies that the path does not satisfy."""
+def project_unmet(pyproject: Path, versions: dict[str, str], left_out: frozenset[str] = frozenset()) -> list[Unmet]:
+    """The project's own dependencies that the path does not satisfy, except those the wheel list leaves out on
+    purpose (`left_out`: canonical names of wheels.txt's `left-out` entries, never imported by the check)."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     unmet = []
     for text in project["dependencies"]:
-        gap = _unmet(Requirement(text), "pyproject.toml", versions)
+        requirement = Requirement(text)
+        if canonical(requirement.name) in left_out:
+            continue
+        gap = _unmet(requirement, "pyproject.toml", versions)
         if gap is not None:
             unmet.append(gap)
     return unmet

@@ -1,15 +1,19 @@
-"""summary.json and summary.md of a GPU check: each stage's outcome, the probe's findings, the GPU tests' counts,
-every bench row (p50, s/step, peak memory, achieved TFLOP/s, PSNR against the catalog row), the cost of LoRA
-changes with compile on, the speed targets (met, missed or not measured), and rows ready for docs/benchmarks.md.
+"""summary.json and summary.md of a GPU check, rewritten after every stage: the plan (each stage's cap) beside each
+stage's outcome and seconds, the smoke checks and the probe's findings, the GPU tests' counts, every bench row with
+what it measured and against which reference (the published figures for Wan 2.1 I2V 14B, a target, or the
+row it is compared with), the cost of LoRA changes with compile on, the speed targets (met, missed or not measured),
+and rows ready for docs/benchmarks.md.
 
-    python3 scripts/gpu/summary.py --mode gpu --stages stages.tsv --probe probe.json --tests-xml pytest-gpu.xml \
-        --lora-swap lora-swap.json --bench bench-wan14=DIR ... --note TEXT ... --out OUTDIR
+    python3 scripts/gpu/summary.py --mode gpu --plan plan.tsv --budget 540 --stages stages.tsv --probe probe.json \
+        --smoke smoke.json --tests-xml pytest-gpu.xml --lora-swap lora-swap.json --bench bench-wan14=DIR ... \
+        --note TEXT ... --out OUTDIR
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +23,22 @@ from xml.etree import ElementTree
 STAGE_FIELDS = ("name", "status", "exit_code", "seconds", "limit_s")
 REALTIME_MODELS = ("wan22-ti2v-5b", "ltx-video-2b")
 LORA_SWITCH_TARGET_MS = 50.0
+# Wan 2.1 I2V 14B at 480p (832x480, 81 frames) with CFG on one H100, s/step (docs/benchmarks.md, "GPU check").
+PUBLISHED_WAN14 = {"LightX2V": 5.18, "sglang": 6.13, "diffusers": 9.77}
+WAN14_TARGET_S_PER_STEP = 4.5
+QUALITY_TARGET_S = 12.0
+REALTIME_TARGET_S = 1.0
+
+
+def read_plan(path: Path | None) -> dict[str, dict[str, Any]]:
+    """plan.tsv: NAME CAP WHAT BASIS, tab-separated, one stage a line (scripts/gpu/plan.sh's stages)."""
+    if path is None or not path.is_file():
+        return {}
+    plan = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, cap, what, basis = line.split("\t")
+        plan[name] = {"cap_s": int(cap), "what": what, "basis": basis}
+    return plan
 
 
 def read_stages(path: Path) -> list[dict[str, Any]]:
@@ -84,6 +104,8 @@ def bench_rows(name: str, folder: Path) -> dict[str, Any]:
                 "p50_vs_catalog": _ratio(row.get("p50_ms"), base["p50_ms"]) if base else None,
                 "s_per_step_vs_catalog": _ratio(row.get("s_per_step"), base.get("s_per_step")) if base else None,
                 "psnr_db": row.get("psnr_db"),
+                "measured": measured(row),
+                "reference": reference(name, row, base),
             }
         )
     environment = results.get("environment", {})
@@ -94,6 +116,59 @@ def bench_rows(name: str, folder: Path) -> dict[str, Any]:
         "command": environment.get("command"),
         "rows": rows,
     }
+
+
+def measured(row: dict[str, Any]) -> str:
+    """What a row's figures are, in words."""
+    single = row.get("warmup") == 0 and row.get("runs") == 1
+    cold = "; one cold run: it carries the first call's costs" if single else ""
+    text = (
+        f"{row.get('through')}: end to end p50 of {row.get('runs')} run(s) after {row.get('warmup')} warm-up{cold}; "
+        f"s/step: median step, each run's first left out; {row.get('width')}x{row.get('height')}, "
+        f"{row.get('frames')} frames, {row.get('steps')} steps, cfg {row.get('cfg')} "
+        f"({row.get('cfg_passes') or '?'} denoiser pass(es) a step); synthetic random weights"
+    )
+    burst = row.get("burst")
+    if burst:
+        text += (
+            f"; then {burst['jobs']} jobs at once: {burst['jobs_per_s']:.2f} jobs/s, device busy "
+            f"{burst['busy_fraction'] or 0:.2f}, batches {burst['batch_sizes']}"
+        )
+    return text
+
+
+def reference(bench: str, row: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """What a row is measured against."""
+    step = row.get("s_per_step")
+    if bench == "bench-wan14" and row.get("preset") == "balanced":
+        published = ", ".join(f"{name} {value}" for name, value in PUBLISHED_WAN14.items())
+        versus = (
+            "; this row: " + ", ".join(f"{step / value:.2f}x {name}" for name, value in PUBLISHED_WAN14.items())
+            if step
+            else ""
+        )
+        return (
+            f"published s/step with CFG, Wan 2.1 I2V 14B 480p on one H100 (docs/benchmarks.md): {published}; "
+            f"target <= {WAN14_TARGET_S_PER_STEP}{versus}"
+        )
+    if bench == "bench-wan14" and row.get("preset") == "quality":
+        return f"target: p50 <= {QUALITY_TARGET_S:g} s (distilled: 4 steps, cfg 1)"
+    if bench == "bench-realtime":
+        return f"target: p50 <= {REALTIME_TARGET_S:g} s warm (distilled: 4 steps, cfg 1)"
+    if bench == "bench-burst":
+        burst = row.get("burst")
+        if burst and row.get("p50_ms"):
+            alone = 1000 / row["p50_ms"]
+            return (
+                f"the same jobs one at a time (this row's runs: {alone:.2f} jobs/s); the burst with batching on: "
+                f"{burst['jobs_per_s'] / alone:.2f}x that"
+            )
+        return "the same jobs one at a time (this row's runs)"
+    if row.get("setting") == "catalog":
+        return "the exact configuration (the catalog as written): the reference of the other rows of its bench"
+    if base is not None:
+        return "the catalog row of the same bench, model and preset: p50 and s/step ratios, psnr_db of its frames"
+    return "none in this run (no catalog row to compare with)"
 
 
 def _row(bench: dict[str, Any], name: str, model: str, preset: str, setting: str = "catalog") -> dict[str, Any] | None:
@@ -184,16 +259,32 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines = [
         f"# GPU check ({summary['mode']}), {summary['date']}",
         "",
-        f"Device: {summary['device_name'] or '-'}; overall: **{summary['status']}**.",
+        f"Device: {summary['device_name'] or '-'}; overall: **{summary['status']}**; "
+        f"{summary['seconds_used']} s of stages inside the {summary['budget_s'] or '-'} s budget.",
         "",
-        "| stage | status | exit | seconds | limit |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| stage | cap | status | exit | seconds | limit |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
     ]
+    done = {stage["name"]: stage for stage in summary["stages"]}
+    for name, planned in summary["plan"].items():
+        stage = done.get(name, {"status": "not run yet", "exit_code": None, "seconds": None, "limit_s": None})
+        lines.append(
+            f"| {name} | {planned['cap_s']} | {stage['status']} | {_cell(stage['exit_code'])} | "
+            f"{_cell(stage['seconds'])} | {_cell(stage['limit_s'])} |"
+        )
     lines += [
-        f"| {stage['name']} | {stage['status']} | {_cell(stage['exit_code'])} | {_cell(stage['seconds'])} "
+        f"| {stage['name']} | - | {stage['status']} | {_cell(stage['exit_code'])} | {_cell(stage['seconds'])} "
         f"| {_cell(stage['limit_s'])} |"
         for stage in summary["stages"]
+        if stage["name"] not in summary["plan"]
     ]
+    smoke = summary["smoke"]
+    if smoke:
+        lines += ["", "Smoke checks:"]
+        lines += [
+            f"- {name}: {'ok' if check['ok'] else '**failed**'} in {check['seconds']} s: {check['detail']}"
+            for name, check in smoke.get("checks", {}).items()
+        ]
     tests = summary["tests"]
     lines += [
         "",
@@ -211,7 +302,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
             "",
             f"Probe: unmet requirements: {len(probe.get('unmet_requirements', []))}; "
             f"attention packages: {json.dumps(speed.get('attention_backends'))}; "
-            f"attention rows: {json.dumps(speed.get('usable_attention_backends'))}; "
+            f"attention backends with requirements met: {json.dumps(speed.get('usable_attention_backends'))}, "
+            f"that ran one call: {json.dumps(speed.get('working_attention_backends'))}; "
+            f"redis-server: {(probe.get('redis_server') or {}).get('detail', '-')}; "
             f"torchao: {json.dumps(speed.get('torchao', speed.get('status')))}",
         ]
         lines += [f"- unmet: {gap}" for gap in probe.get("unmet_requirements", [])]
@@ -264,6 +357,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
                 f"{_cell(row['p50_vs_catalog'], 2)} | {_cell(row['s_per_step_vs_catalog'], 2)} | "
                 f"{_psnr(row['psnr_db'])} |"
             )
+    lines += ["", "What each row measured, and against what:", ""]
+    for run in summary["bench"].values():
+        for row in run["rows"]:
+            lines.append(
+                f"- {row['bench']} {row['model']} / {row['preset']} / {row['setting']}: {row['measured']}. "
+                f"Reference: {row['reference']}."
+            )
     lines += [
         "",
         "Rows for docs/benchmarks.md, 'Figures on GPU':",
@@ -286,6 +386,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", required=True, choices=("gpu", "dry-run"))
+    parser.add_argument("--plan", type=Path, help="plan.tsv: the stages' caps (scripts/gpu-check.sh writes it)")
+    parser.add_argument("--budget", type=int)
+    parser.add_argument("--smoke", type=Path, help="scripts/gpu/smoke.py's JSON (may be missing)")
     parser.add_argument("--stages", type=Path, required=True)
     parser.add_argument("--probe", type=Path, required=True)
     parser.add_argument("--tests-xml", type=Path, required=True)
@@ -306,10 +409,20 @@ def main() -> int:
     lora_swap = json.loads(args.lora_swap.read_text(encoding="utf-8")) if args.lora_swap.is_file() else None
     failed = [stage["name"] for stage in stages if stage["status"] not in ("ok", "skipped")]
     device_names = [run["device_name"] for run in bench.values() if run.get("device_name")]
+    plan = read_plan(args.plan)
+    pending = [name for name in plan if name not in {stage["name"] for stage in stages}]
+    status = f"failed: {', '.join(failed)}" if failed else "ok"
+    if pending:
+        status += f" so far ({len(pending)} stage(s) to run: {', '.join(pending)})"
+    smoke = json.loads(args.smoke.read_text(encoding="utf-8")) if args.smoke and args.smoke.is_file() else None
     summary = {
         "mode": args.mode,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "status": f"failed: {', '.join(failed)}" if failed else "ok",
+        "status": status,
+        "budget_s": args.budget,
+        "seconds_used": sum(stage["seconds"] or 0 for stage in stages),
+        "plan": plan,
+        "smoke": smoke,
         "device_name": (probe or {}).get("facts", {}).get("device_name") or (device_names[0] if device_names else None),
         "stages": stages,
         "probe": probe,
@@ -320,11 +433,18 @@ def main() -> int:
         "notes": args.note,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     markdown = render_markdown(summary)
-    (args.out / "summary.md").write_text(markdown, encoding="utf-8")
+    replace_file(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    replace_file(args.out / "summary.md", markdown)
     print(markdown)
     return 0
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Written beside, then renamed: the check may be killed at any moment, and a half summary is no summary."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Run with the project's .venv Python: `need` and `fallback` entries take the version installed there, so the node
 runs what the tests ran (a `need` pinned in the list, with a comment saying why, keeps its pin). Prints one line
-per entry, `KIND NAME==VERSION` (need, speed, fallback) or `unavailable NAME NOTE`; exits 2 naming the line of a
-malformed list or a name .venv does not hold.
+per entry, `KIND NAME==VERSION` (need, speed, fallback) or `unavailable NAME NOTE` / `left-out NAME NOTE`; exits 2
+naming the line of a malformed list or a name .venv does not hold.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 
 LIST = Path(__file__).with_name("wheels.txt")
-KINDS = ("need", "speed", "fallback", "unavailable")
+KINDS = ("need", "speed", "fallback", "unavailable", "left-out")
+NOTED = ("unavailable", "left-out")  # kinds that carry nothing and say why
 SPEC = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(==(?P<version>[A-Za-z0-9.+!_-]+))?$")
 
 
@@ -32,7 +33,7 @@ class Entry:
     note: str
 
     def line(self) -> str:
-        if self.kind == "unavailable":
+        if self.kind in NOTED:
             return f"{self.kind} {self.name} {self.note}"
         return f"{self.kind} {self.name}=={self.version}"
 
@@ -62,9 +63,9 @@ def parse(text: str, source: str = "wheels.txt") -> list[Entry]:
         if name in seen:
             raise WheelListError(f"{where}: {name} is listed again (first on line {seen[name]}); keep one entry")
         seen[name] = number
-        if kind == "unavailable":
+        if kind in NOTED:
             if not words:
-                raise WheelListError(f"{where}: unavailable {name} needs a note saying why")
+                raise WheelListError(f"{where}: {kind} {name} needs a note saying why")
             entries.append(Entry(kind, name, version, words))
             continue
         if words:

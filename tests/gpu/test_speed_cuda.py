@@ -67,6 +67,9 @@ def test_fp8_matmul_quantizes_the_denoiser_and_takes_a_lora(tmp_path: Path) -> N
         f'[loras.narrow-lora]\npath = "{lora}"\n',
         encoding="utf-8",
     )
+    from torch._inductor import config as inductor
+
+    inductor_before = (inductor.coordinate_descent_tuning, torch.get_float32_matmul_precision())
     runner = build_runtime(
         Settings(catalog=catalog, device="cuda", storage_url=f"file://{tmp_path / 'out'}", data_dir=tmp_path / "data")
     )
@@ -77,3 +80,5 @@ def test_fp8_matmul_quantizes_the_denoiser_and_takes_a_lora(tmp_path: Path) -> N
     projection = runner.pool.get("narrow").pipe.transformer.blocks[0].attn1.to_q
     weight = projection.base_layer.weight if hasattr(projection, "base_layer") else projection.weight
     assert type(weight).__module__.startswith("torchao"), type(weight)
+    # set_inductor_config=False: quantizing changed no process-wide compile setting
+    assert (inductor.coordinate_descent_tuning, torch.get_float32_matmul_precision()) == inductor_before

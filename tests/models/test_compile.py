@@ -136,3 +136,21 @@ def test_a_lora_for_other_layers_fails_its_job_and_the_slot_still_works(
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     assert "hotswap slots" in caught.value.message and "subset" in caught.value.message
     assert np.array_equal(frames(runner, ["glow:0.7"]), expected)
+
+
+def test_slot_scalings_move_in_place_where_the_model_goes(make_runner: RunnerFactory) -> None:
+    """pipe.to() and offload hooks move parameters and buffers, not the slots' scaling tensors: move_scalings does
+    (between the CPU and a GPU in place, keeping the tensor objects: tests/gpu/test_cuda.py); here the meta device
+    stands in for a second one."""
+    from models.lora_slots import _lora_layers, move_scalings
+
+    runner = make_runner("[models.tiny-wan.speed]\nlora_slots = 2\nlora_rank = 8\n")
+    frames(runner, ["glow:0.7"])
+    pipe = runner.pool.get("tiny-wan").pipe
+    scalings = [value for layer in _lora_layers(pipe) for value in layer.scaling.values()]
+    assert scalings and all(isinstance(value, torch.Tensor) and value.device.type == "cpu" for value in scalings)
+    assert move_scalings(pipe, "cpu") == 0  # already where the model computes (the slots put them there)
+    assert move_scalings(pipe, "meta") == len(scalings)
+    after = [value for layer in _lora_layers(pipe) for value in layer.scaling.values()]
+    assert len(after) == len(scalings) and all(value.device.type == "meta" for value in after)
+    assert move_scalings(pipe, "meta") == 0

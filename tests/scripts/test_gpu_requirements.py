@@ -77,3 +77,13 @@ def test_missing_distributions_and_markers(tmp_path: Path) -> None:
 def test_the_project_requirements_hold_in_the_venv() -> None:
     pyproject = SCRIPT.parents[2] / "pyproject.toml"
     assert requirements.project_unmet(pyproject, requirements.installed_versions()) == []
+
+
+def test_a_dependency_left_out_on_purpose_is_not_reported_unmet(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "p"\ndependencies = ["no-such-distribution-anywhere>=1", "boto3>=99"]\n', encoding="utf-8"
+    )
+    versions = requirements.installed_versions()
+    reported = [gap.describe() for gap in requirements.project_unmet(pyproject, versions, frozenset({"boto3"}))]
+    assert reported == ["pyproject.toml requires no-such-distribution-anywhere>=1: not installed"]

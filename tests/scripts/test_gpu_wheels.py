@@ -19,9 +19,14 @@ from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts"
-CODE = [REPO / "worker", REPO / "models", REPO / "pipelines", REPO / "clients/python/npc_video_client"]
-FIRST_PARTY = {"worker", "models", "pipelines", "npc_video_client", "benchmarks", "tests"}
+CODE = [REPO / "worker", REPO / "bench", REPO / "models", REPO / "pipelines", REPO / "clients/python/npc_video_client"]
+FIRST_PARTY = {"worker", "models", "pipelines", "npc_video_client", "bench", "tests"}
 LOCAL_DISTRIBUTIONS = {"npc-video-client", "npc-video-worker"}  # travel as source on PYTHONPATH
+# wheels.txt `left-out` boto3: only these files import it (and botocore), and every other module imports them lazily,
+# for s3:// URLs alone; the check never configures one (tests/worker/test_without_boto3.py runs a job without boto3).
+S3_FILES = {REPO / "worker" / "storage" / "s3.py", REPO / "worker" / "fetch" / "s3.py"}
+S3_MODULES = {"worker.storage.s3", "worker.fetch.s3"}
+S3_IMPORTS = {"boto3", "botocore", "s3transfer", "jmespath"}
 # Requirement markers as the node evaluates them: CPython 3.12 on Linux x86_64.
 NODE_MARKERS = {
     "python_version": "3.12",
@@ -73,7 +78,7 @@ def listed() -> list[tuple[str, str, str]]:
     entries = []
     for line in done.stdout.splitlines():
         kind, spec, *note = line.split(" ")
-        if kind == "unavailable":
+        if kind in ("unavailable", "left-out"):
             entries.append((kind, spec, " ".join(note)))
         else:
             name, _, version = spec.partition("==")
@@ -81,26 +86,40 @@ def listed() -> list[tuple[str, str, str]]:
     return entries
 
 
-def imported_modules() -> set[str]:
-    """Top-level modules the code imports anywhere (module level or inside functions), except under
-    `if TYPE_CHECKING:`, the standard library and the project's own packages."""
-    modules: set[str] = set()
+def imports_of(tree: ast.AST) -> list[tuple[str, bool]]:
+    """(module, inside a function) for every absolute import of a parsed file, except under `if TYPE_CHECKING:`."""
+    found: list[tuple[str, bool]] = []
 
-    def visit(node: ast.AST) -> None:
+    def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 for other in child.orelse:
-                    visit(other)
+                    visit(other, in_function)
                 continue
             if isinstance(child, ast.Import):
-                modules.update(alias.name.split(".")[0] for alias in child.names)
+                found.extend((alias.name, in_function) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
-                modules.add(child.module.split(".")[0])
-            visit(child)
+                found.append((child.module, in_function))
+            visit(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef))
 
-    for root in CODE:
-        for path in root.rglob("*.py"):
-            visit(ast.parse(path.read_text(encoding="utf-8")))
+    visit(tree, False)
+    return found
+
+
+def code_files() -> list[Path]:
+    return [path for root in CODE for path in root.rglob("*.py")]
+
+
+def imported_modules() -> set[str]:
+    """Top-level modules the code imports anywhere (module level or inside functions), except under
+    `if TYPE_CHECKING:`, in the S3 files (wheels.txt leaves boto3 out), the standard library and the project's own
+    packages."""
+    modules = {
+        module.split(".")[0]
+        for path in code_files()
+        if path not in S3_FILES
+        for module, _ in imports_of(ast.parse(path.read_text(encoding="utf-8")))
+    }
     return {module for module in modules if module not in FIRST_PARTY and module not in sys.stdlib_module_names}
 
 
@@ -132,8 +151,10 @@ def needed_on_node() -> dict[str, str]:
         assert module in by_module, f"the code imports {module!r}, which no distribution in .venv provides"
         for dist in by_module[module]:
             roots.setdefault(canonical(dist), f"import {module}")
+    left_out = {name for kind, name, _ in listed() if kind == "left-out"}
     for requirement in project_requirements():
-        roots.setdefault(canonical(requirement.name), "pyproject.toml")
+        if canonical(requirement.name) not in left_out:
+            roots.setdefault(canonical(requirement.name), "pyproject.toml")
     needed: dict[str, str] = {}
     pending = list(roots.items())
     while pending:
@@ -152,7 +173,19 @@ def test_the_list_carries_exactly_what_the_node_lacks() -> None:
     extra = carried - set(needed)
     assert not missing, f"add to scripts/gpu/wheels.txt (need NAME): {missing}"
     assert not extra, f"carried but not needed on the node (remove from scripts/gpu/wheels.txt): {sorted(extra)}"
-    assert {"diffusers", "pydantic-core", "imageio-ffmpeg", "ftfy", "boto3"} <= carried
+    assert {"diffusers", "pydantic-core", "imageio-ffmpeg", "ftfy", "tomli-w"} <= carried
+    assert not carried & {"boto3", "botocore", "s3transfer", "jmespath"}
+
+
+def test_boto3_is_left_out_because_only_the_s3_files_import_it_and_only_lazily() -> None:
+    assert {name for kind, name, _ in listed() if kind == "left-out"} == {"boto3"}
+    for path in code_files():
+        for module, in_function in imports_of(ast.parse(path.read_text(encoding="utf-8"))):
+            where = path.relative_to(REPO)
+            if module.split(".")[0] in S3_IMPORTS:
+                assert path in S3_FILES, f"{where} imports {module}: only the S3 files may (boto3 is not carried)"
+            if module in S3_MODULES and path not in S3_FILES:
+                assert in_function, f"{where} imports {module} at module level: import it where s3:// is handled"
 
 
 def test_versions_are_the_venvs_unless_pinned_with_a_reason() -> None:

@@ -1,19 +1,22 @@
-"""`npc-worker`: the command-line interface; importing this package registers every command on `app`."""
+"""`npc-worker`: the command-line interface; importing this package registers every command of the worker on `app`,
+and `main` adds the commands of plugins (entry point group `npc_worker.commands`, worker.cli.plugins) before it
+runs: `npc-worker bench` comes from the top-level `bench` package that way."""
 
 from __future__ import annotations
 
-from worker.cli import bench, contract, dead, demo, jobs, models, relay, serve, status, synthetic, watch
+from worker.cli import contract, dead, demo, jobs, models, relay, serve, status, synthetic, watch
 from worker.cli.app import app
 from worker.cli.contract import contract_schemas
+from worker.cli.plugins import load_plugins
 
 __all__ = [
     "app",
-    "bench",
     "contract",
     "contract_schemas",
     "dead",
     "demo",
     "jobs",
+    "load_plugins",
     "main",
     "models",
     "relay",
@@ -25,4 +28,5 @@ __all__ = [
 
 
 def main() -> None:
+    load_plugins(app)
     app()

@@ -82,9 +82,6 @@ def read_job_file(job_file: Path) -> str:
 def start_up(build: Any, settings: Any) -> Any:
     """Configuration errors (catalog, storage) end the command with their message and exit status 2; an object
     store that cannot be reached at all with status 3."""
-    from botocore.exceptions import ConnectionError as EndpointUnreachable
-    from botocore.exceptions import ReadTimeoutError
-
     from models.catalog import CatalogError
     from worker.storage import StorageConfigError
 
@@ -93,7 +90,11 @@ def start_up(build: Any, settings: Any) -> Any:
     except CatalogError as exc:
         fail(str(exc))
     except StorageConfigError as exc:
-        unreachable = isinstance(exc.__cause__, (EndpointUnreachable, ReadTimeoutError))
+        unreachable = False
+        if settings.storage_url.lower().startswith("s3://"):  # boto3 only where S3 is configured
+            from worker.storage.s3 import endpoint_unreachable
+
+            unreachable = endpoint_unreachable(exc)
         fail(str(exc), ExitCode.INFRASTRUCTURE if unreachable else ExitCode.USAGE)
 
 

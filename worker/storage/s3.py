@@ -79,6 +79,14 @@ def make_s3_client(endpoint_url: str | None) -> S3Client:
         raise StorageConfigError(f"cannot create an S3 client for endpoint {endpoint_url or 'AWS'}: {exc}") from exc
 
 
+def endpoint_unreachable(exc: BaseException) -> bool:
+    """Whether a storage configuration error was the endpoint not answering (a connection or read timeout)."""
+    from botocore.exceptions import ConnectionError as EndpointUnreachable
+    from botocore.exceptions import ReadTimeoutError
+
+    return isinstance(exc.__cause__, (EndpointUnreachable, ReadTimeoutError))
+
+
 def describe_boto_error(exc: Exception) -> str:
     """The S3 error code and message (or the network failure) in one line."""
     if isinstance(exc, ClientError):

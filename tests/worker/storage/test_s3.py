@@ -17,7 +17,8 @@ from tests.support.jobs import envelope
 from tests.support.seaweed import SeaweedServer
 from tests.support.video import decode_mp4
 from worker.settings import Settings
-from worker.storage import S3Storage, StorageConfigError, open_storage
+from worker.storage import StorageConfigError, open_storage
+from worker.storage.s3 import S3Storage
 
 pytestmark = pytest.mark.usefixtures("s3_env")
 

@@ -1,3 +1,0 @@
-"""`npc-worker bench`: latency per stage, step time, memory and FLOPs of models x presets x settings, measured
-through the worker's own job path (in-process or through the queue) and written as JSON, CSV, a plot and a
-self-contained HTML report (docs/benchmarks.md)."""

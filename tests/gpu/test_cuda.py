@@ -16,7 +16,7 @@ import torch
 
 from npc_video_client.contract import JobEnvelope, JobStatus
 from tests.support.jobs import envelope
-from worker.jobs import SilentHooks
+from worker.job import SilentHooks
 
 pytestmark = pytest.mark.gpu
 JOB = {"width": 32, "height": 32, "duration": 0.5, "steps": 2}
@@ -36,8 +36,8 @@ def test_generation_runs_on_cuda(make_runner):
 
 
 def _frames(runner, job_id: str, **params) -> np.ndarray:
-    prepared = runner.prepare(JobEnvelope.model_validate(envelope(job_id, **params)), SilentHooks())
-    return runner.generate(prepared, SilentHooks())
+    prepared = runner.preparer.prepare(JobEnvelope.model_validate(envelope(job_id, **params)), SilentHooks())
+    return runner.models.generate(prepared, SilentHooks())
 
 
 def test_seeded_output_is_the_same_on_cuda_twice_within_one_level(make_runner, tmp_path):

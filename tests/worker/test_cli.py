@@ -73,7 +73,7 @@ def test_schema_prints_all_four_schemas(tmp_path):
     assert set(params_schema["required"]) == {"npc_id", "npc_name", "expression", "emotion", "animation", "intensity"}
     assert params_schema["properties"]["intensity"]["maximum"] == 1.0
     event_types = {variant["$ref"].rsplit("/", 1)[-1] for variant in schemas["event"]["oneOf"]}
-    assert len(event_types) == 6
+    assert len(event_types) == 7  # 1.2 added job:preview
     assert "discriminator" not in schemas["event"]  # strict validators (Ajv) refuse it: variants are told by `type`
     assert "job:completed" in json.dumps(schemas["event"]["$defs"])
     assert "error_code" in schemas["result"]["properties"]

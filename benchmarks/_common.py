@@ -10,19 +10,19 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.tiny import build_wan_i2v, write_tiny_wan_lora
 from tests.support.catalogs import tiny_catalog_text, write_catalog
 from tests.support.jobs import envelope
+from tests.support.models import write_lora, write_model
 
 
 def scratch_catalog() -> tuple[Path, Path]:
     """(scratch folder, catalog path) with a tiny Wan model and three tiny LoRAs."""
     root = Path(tempfile.mkdtemp(prefix="npc-bench-"))
-    build_wan_i2v(root / "tiny-wan", seed=0)
+    write_model("wan-i2v", root / "tiny-wan")
     loras = {}
     for index, name in enumerate(("glow", "sparkle", "comfy")):
         loras[name] = root / f"{name}.safetensors"
-        write_tiny_wan_lora(loras[name], seed=index + 1, style="kohya" if name == "comfy" else "diffusers")
+        write_lora(loras[name], seed=index + 1, lora_format="kohya" if name == "comfy" else "diffusers")
     return root, write_catalog(root, tiny_catalog_text(root / "tiny-wan", loras))
 
 

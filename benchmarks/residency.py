@@ -22,8 +22,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from benchmarks._common import job, median_ms, scratch_catalog
 from models.residency import GIB
-from models.tiny import build_wan_i2v
 from npc_video_client.contract import JobStatus
+from tests.support.models import write_model
 from worker.jobs import JobRunner
 from worker.runtime import build_runner
 from worker.settings import Settings
@@ -42,7 +42,7 @@ def rss_mib() -> float:
 
 
 def with_second_model(catalog: Path, root: Path) -> Path:
-    build_wan_i2v(root / "other-wan", seed=1)
+    write_model("wan-i2v", root / "other-wan", seed=1)
     extra = f"""
 [models.other-wan]
 family = "wan-i2v"

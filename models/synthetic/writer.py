@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.synthetic.build import build_module, pipeline_class
+from models.synthetic.lora import DEFAULT_STRENGTH, LoraFormat, write_synthetic_lora
 from models.synthetic.recipe import Scale
 from models.synthetic.registry import lookup
 
@@ -54,3 +55,29 @@ def write_synthetic_model(
         value.save_pretrained(str(directory / component))
     _write_model_index(directory, name, scale, others)
     return [*recipe.modules, *others]
+
+
+def write_synthetic_model_lora(
+    path: Path,
+    name: str,
+    *,
+    dtype: torch.dtype,
+    seed: int,
+    scale: Scale = "full",
+    rank: int = 4,
+    lora_format: LoraFormat = "diffusers",
+    strength: float = DEFAULT_STRENGTH,
+) -> int:
+    """A random LoRA that fits the synthetic model's transformer (each expert of a two-expert model: they share one
+    architecture), written from a meta skeleton: no weights are built. Returns the file's size in bytes."""
+    from models.synthetic.skeleton import everything_on_meta
+
+    model = lookup(name)
+    recipe = model.recipe(scale)
+    if "transformer" not in recipe.modules:
+        raise ValueError(f"synthetic model {name!r} has no transformer to write a LoRA for (family {model.family!r})")
+    with everything_on_meta(dtype):
+        transformer = recipe.modules["transformer"]()
+    return write_synthetic_lora(
+        transformer, path, rank=rank, seed=seed, lora_format=lora_format, strength=strength, dtype=dtype
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.cli import bench, contract, dead, demo, jobs, models, relay, serve, status, synthetic, watch
+from worker.cli import bench, contract, dead, demo, jobs, relay, serve, status, synthetic, watch
 from worker.cli.app import app
 from worker.cli.contract import contract_schemas
 
@@ -15,7 +15,6 @@ __all__ = [
     "demo",
     "jobs",
     "main",
-    "models",
     "relay",
     "serve",
     "status",

@@ -14,7 +14,8 @@ from typing import Any
 
 from models.catalog import Catalog
 from models.identity import model_identity
-from models.loras import AdapterCache
+from models.lora_slots import LoraSlots
+from models.loras import LoraAdapters, NamedAdapters
 from models.residency import ModelStats, Residency, apply_offload
 from models.speed import apply_speed
 from npc_video_client.clock import Stopwatch
@@ -40,7 +41,7 @@ class LoadedModel:
     name: str
     family: Family
     pipe: Any
-    adapters: AdapterCache
+    adapters: LoraAdapters
     load_ms: float
 
 
@@ -173,7 +174,10 @@ class ModelPool:
         self.residency.add(name, pipe, self_managed)
         load_ms = clock.ms()
         log.info("loaded model %s (%s) from %s onto %s in %.0f ms", name, family.name, entry.path, self.device, load_ms)
-        adapters = AdapterCache(
-            pipe, name, self.lora_cache_size, family, slots=entry.speed.lora_slots, rank=entry.speed.lora_rank
+        # hotswap slots where the catalog asks for them (a compiled denoiser needs them), named adapters otherwise
+        adapters: LoraAdapters = (
+            LoraSlots(pipe, name, family, entry.speed.lora_slots, entry.speed.lora_rank)
+            if entry.speed.lora_slots
+            else NamedAdapters(pipe, name, family, self.lora_cache_size)
         )
         return LoadedModel(name, family, pipe, adapters, load_ms)

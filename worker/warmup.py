@@ -113,7 +113,7 @@ def _request(catalog: Catalog, model: str, preset: QualityPreset, size: tuple[in
 def _prime_slots(loaded: LoadedModel, catalog: Catalog) -> None:
     """Hotswap slots get their layers now, before anything compiles: from the first preset LoRA of the model, else
     the first catalog LoRA that fits it (a LoRA made for another model is skipped)."""
-    if loaded.adapters.slots is None or loaded.adapters.slots.primed or not loaded.family.supports_loras:
+    if not loaded.adapters.needs_priming or not loaded.family.supports_loras:
         return
     entry = catalog.models[loaded.name]
     preset_loras = [parse_lora_ref(ref)[0] for override in entry.presets.values() for ref in override.loras]

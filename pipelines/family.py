@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Family:
-    """One image-to-video model family.
+    """One image-to-video model family (a row of pipelines.families).
 
     Subclasses override `call_kwargs` when the diffusers call differs, and `load_lora` when a LoRA file
     must go somewhere other than the pipeline's default denoiser (e.g. into both Wan 2.2 experts).

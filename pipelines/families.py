@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.family import Family
 from pipelines.grid import FrameRule
+from pipelines.limits import cogvideox_limits, wan_limits
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,6 +87,7 @@ WAN_I2V = Family(
     size_multiple=16,
     frame_rule=WAN_FRAMES,
     native_fps=16,
+    limits=wan_limits,
 )
 
 # Wan 2.2 I2V A14B: the high-noise expert `transformer` denoises while t >= boundary_ratio x 1000 (from the
@@ -96,6 +98,7 @@ WAN22_I2V = TwoExpertFamily(
     size_multiple=16,
     frame_rule=WAN_FRAMES,
     native_fps=16,
+    limits=wan_limits,
 )
 
 # Wan 2.2 TI2V-5B with `expand_timesteps=True`: the Wan 2.2 VAE compresses 16x in space and the transformer patches
@@ -108,6 +111,7 @@ WAN22_TI2V = Family(
     size_multiple=32,
     frame_rule=WAN_FRAMES,
     native_fps=24,
+    limits=wan_limits,
 )
 
 # LTX-Video: the VAE compresses 32x in space and 8x in time.
@@ -123,13 +127,14 @@ LTX_I2V = FrameRateFamily(
 # time) decodes latents two at a time, and an even number of latent frames decodes to 4n frames instead of 4n-3, so
 # only an odd latent count (8k+1 frames: 49, 81) gives back exactly the frames asked for. CogVideoX1.5-5B-I2V takes
 # any size on the grid; CogVideoX-5b-I2V (1.0) has learned positional embeddings and runs at 720x480 only, which
-# this family does not enforce: use 1.5 checkpoints with it.
+# models.limits enforces from its config.
 COGVIDEOX_I2V = Family(
     name="cogvideox-i2v",
     pipeline_class="CogVideoXImageToVideoPipeline",
     size_multiple=16,
     frame_rule=FrameRule(step=8, offset=1),
     native_fps=16,
+    limits=cogvideox_limits,
 )
 
 # Stable Video Diffusion: 8x VAE x three 2x UNet downsamplings; any frame count; image only (no LoRAs).

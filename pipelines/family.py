@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.grid import FrameRule
+from pipelines.limits import LimitsReader, no_limits
 from pipelines.timing import FrameTiming, Motion, output_frame_count
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Family:
     takes_prompt: bool = True
     takes_negative_prompt: bool = True
     supports_loras: bool = True
+    limits: LimitsReader = no_limits  # the sizes and frames a checkpoint's configs let it run (pipelines.limits)
 
     def frame_timing(self, fps: int, duration: float, motion: Motion) -> FrameTiming:
         """`native`: duration x native_fps frames (snapped to the frame rule) timed at native_fps, resampled into a

@@ -22,17 +22,6 @@ if TYPE_CHECKING:
 MAX_SHARD_SIZE = "5GB"
 
 
-def _write_model_index(directory: Path, name: str, scale: Scale, others: dict[str, Any]) -> None:
-    """model_index.json as the pipeline itself writes it, from a pipeline whose modules are meta skeletons."""
-    from models.synthetic.skeleton import everything_on_meta
-
-    recipe = lookup(name).recipe(scale)
-    with everything_on_meta():
-        skeletons = {component: make() for component, make in recipe.modules.items()}
-    pipe = pipeline_class(name)(**skeletons, **others, **dict.fromkeys(recipe.absent), **recipe.config)
-    pipe.save_config(str(directory))
-
-
 def write_synthetic_model(
     directory: Path, name: str, *, dtype: torch.dtype, device: str, seed: int = 0, scale: Scale = "full"
 ) -> list[str]:
@@ -44,16 +33,19 @@ def write_synthetic_model(
 
     recipe = lookup(name).recipe(scale)
     directory.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, Any] = {}
     for component in recipe.modules:
         module = build_module(recipe, component, device=device, dtype=dtype, seed=seed)
         module.save_pretrained(str(directory / component), safe_serialization=True, max_shard_size=MAX_SHARD_SIZE)
-        del module
+        saved[component] = module.to("meta")  # its weights freed; its class and config kept for model_index.json
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
     others = {component: make() for component, make in recipe.others.items()}
     for component, value in others.items():
         value.save_pretrained(str(directory / component))
-    _write_model_index(directory, name, scale, others)
+    # model_index.json as the pipeline itself writes it, from a pipeline of the saved modules (now weightless)
+    pipe = pipeline_class(name)(**saved, **others, **dict.fromkeys(recipe.absent), **recipe.config)
+    pipe.save_config(str(directory))
     return [*recipe.modules, *others]
 
 

@@ -79,9 +79,10 @@ def test_a_side_beyond_the_wan_rotary_table_is_refused(short_wan: JobRunner) -> 
     assert "144x64" in message and "at most 128x128" in message and "smaller width or height" in message
 
 
-def test_requests_within_the_wan_tables_run(short_wan: JobRunner) -> None:
-    result = completed(short_wan, "fits", width=128, height=128, duration=1.75, **RUN)  # 29 frames at 16 fps
-    assert (result.width, result.height, result.generated_frames) == (128, 128, 29)
+def test_requests_at_the_edges_of_the_wan_tables_run(short_wan: JobRunner) -> None:
+    widest = completed(short_wan, "widest", width=128, height=32, duration=0.25, **RUN)
+    longest = completed(short_wan, "longest", width=32, height=128, duration=1.75, **RUN)  # 29 frames at 16 fps
+    assert (widest.width, longest.height, longest.generated_frames) == (128, 128, 29)
 
 
 def test_cogvideox_10_runs_at_its_training_size_only(tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ class ModelEntry(_Strict):
     """One loadable model: a diffusers-format directory (`path`) or a built-in synthetic model (`synthetic`, real
     architecture with random weights, at `synthetic_scale` "full" or "narrow"; its `path` then reads
     "synthetic:NAME[@narrow]"). `offload` lets a model larger than the device run at all (diffusers CPU offload,
-    CUDA only); `speed` holds the settings of models.speed."""
+    CUDA only); `speed` holds the settings of models.speed; `parallel` how a worker group splits it
+    (models.parallel: "ulysses", "ring" or "ring:R")."""
 
     family: str
     path: str
@@ -80,6 +81,7 @@ class ModelEntry(_Strict):
     motion: Motion = DEFAULT_MOTION  # frame timing (pipelines.timing); a preset override may change it
     speed: SpeedSettings = Field(default_factory=SpeedSettings)
     presets: dict[QualityPreset, PresetOverride] = Field(default_factory=dict)
+    parallel: Annotated[str, Field(pattern=r"^(ulysses|ring|ring:[1-9][0-9]*)$")] = "ulysses"
 
     @model_validator(mode="before")
     @classmethod

@@ -1,7 +1,9 @@
 """The embedded default catalog: a tiny Wan model, two tiny LoRAs and a demo NPC, built on first use.
 
 With no NPC_WORKER_CATALOG the worker runs on this, so a fresh machine shows a finished MP4 without any
-download. It is written as a real catalog file and loaded through `load_catalog`, like any other.
+download. The model is the synthetic Wan 2.1 I2V at the narrow scale (models.synthetic), written as a
+diffusers-format directory and loaded with `from_pretrained` like real weights; the catalog is written as a real
+catalog file and loaded through `load_catalog`, like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from models.catalog import Catalog, load_catalog
-from models.tiny import build_wan_i2v, write_tiny_wan_lora
+from models.synthetic.lora import LoraFormat
+
+DEMO_MODEL = "wan21-i2v-14b-480p"  # a synthetic model, at the narrow scale
+DEMO_LORA_STRENGTH = 0.5  # the demo's styles visibly change its clips
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +91,41 @@ def _build_once(target: Path, build: Callable[[Path], None]) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _write_model(path: Path) -> None:
+    import torch
+
+    from models.synthetic.writer import write_synthetic_model
+
+    write_synthetic_model(path, DEMO_MODEL, dtype=torch.float32, device="cpu", seed=0, scale="narrow")
+
+
+def _lora_writer(seed: int, lora_format: LoraFormat) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        import torch
+
+        from models.synthetic.writer import write_synthetic_model_lora
+
+        write_synthetic_model_lora(
+            path,
+            DEMO_MODEL,
+            dtype=torch.float32,
+            seed=seed,
+            scale="narrow",
+            lora_format=lora_format,
+            strength=DEMO_LORA_STRENGTH,
+        )
+
+    return write
+
+
 def ensure_embedded_catalog(data_dir: Path) -> Catalog:
     """Write whatever of the demo catalog is missing under `data_dir`, then load it."""
     data_dir = data_dir.expanduser().resolve()
     if not (data_dir / "tiny-wan-i2v").exists():
         log.info("building the tiny demo model in %s", data_dir / "tiny-wan-i2v")
-    _build_once(data_dir / "tiny-wan-i2v", lambda path: build_wan_i2v(path, seed=0))
-    _build_once(
-        data_dir / "loras" / "tiny-glow.safetensors", lambda path: write_tiny_wan_lora(path, seed=1, style="diffusers")
-    )
-    _build_once(
-        data_dir / "loras" / "tiny-comfy.safetensors", lambda path: write_tiny_wan_lora(path, seed=2, style="kohya")
-    )
+    _build_once(data_dir / "tiny-wan-i2v", _write_model)
+    _build_once(data_dir / "loras" / "tiny-glow.safetensors", _lora_writer(1, "diffusers"))
+    _build_once(data_dir / "loras" / "tiny-comfy.safetensors", _lora_writer(2, "kohya"))
     _build_once(data_dir / "npcs" / "alice.png", draw_demo_portrait)
     catalog_path = data_dir / "catalog.toml"
     _build_once(catalog_path, _write_catalog)

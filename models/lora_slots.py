@@ -1,5 +1,7 @@
 """LoRA hotswap slots: a fixed set of adapters whose tensors are overwritten in place, so that a compiled denoiser
-never sees its modules change and a LoRA change never recompiles it (`[models.X.speed] lora_slots = N`).
+never sees its modules change and a LoRA change never recompiles it (`[models.X.speed] lora_slots = N`). One of
+the two LoRA strategies behind models.loras' interface; a job may use at most N LoRAs, and the N slots are the
+cache (the pool's LoRA cache size does not apply).
 
 The first time a LoRA is needed (or at warm-up, `prime`), the pipeline is prepared for hotswapping (diffusers'
 `enable_lora_hotswap(target_rank=R)`: the LoRA scalings become tensors and the weights are padded to rank R =
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.loras import acting, adapter_names
 from npc_video_client.contract import ErrorCode
 from npc_video_client.errors import JobError
 from npc_video_client.messages import quote
@@ -101,6 +104,8 @@ def move_scalings(pipe: Any, device: Any) -> int:
 
 
 class LoraSlots:
+    """`count` adapters `slot0`.. padded to `rank`, holding the LoRAs jobs ask for (least recently used replaced)."""
+
     def __init__(self, pipe: Any, model_name: str, family: Family, count: int, rank: int) -> None:
         self._pipe = pipe
         self._model_name = model_name
@@ -122,6 +127,10 @@ class LoraSlots:
         return self._primer is not None
 
     @property
+    def needs_priming(self) -> bool:
+        return not self.primed
+
+    @property
     def slot_names(self) -> list[str]:
         return [slot.name for slot in self._slots]
 
@@ -141,7 +150,7 @@ class LoraSlots:
             for slot in self._slots:
                 self._create(slot, lora)
         except Exception as exc:
-            created = [slot.name for slot in self._slots if slot.name in self._adapter_names()]
+            created = [slot.name for slot in self._slots if slot.name in adapter_names(self._pipe)]
             if created:
                 self._pipe.delete_adapters(created)
             raise self._does_not_fit(lora, exc) from exc
@@ -165,7 +174,7 @@ class LoraSlots:
     def _create(self, slot: _Slot, lora: LoraChoice) -> None:
         """A new adapter named after the slot, padded to the target rank, scalings as tensors (diffusers applies
         `enable_lora_hotswap`'s preparation to the next adapter loaded, once: so it is armed before each)."""
-        first = not self._adapter_names()
+        first = not adapter_names(self._pipe)
         self._pipe.enable_lora_hotswap(target_rank=self._rank, check_compiled="error" if first else "ignore")
         self._family.load_lora(self._pipe, lora.path, slot.name)
 
@@ -177,8 +186,9 @@ class LoraSlots:
             layer.set_adapter(names, inference_mode=True)
 
     # -- one job's LoRAs ----------------------------------------------------------------------------------------
-    def activate(self, loras: Sequence[LoraChoice]) -> None:
-        """Put these LoRAs (weights not 0) into slots and fill every slot's scalings with its weight."""
+    def activate(self, requested: Sequence[LoraChoice]) -> None:
+        """Put these LoRAs (those of weight 0 left out) into slots and fill every slot's scalings with its weight."""
+        loras = acting(requested)
         if len(loras) > len(self._slots):
             names = ", ".join(quote(lora.name) for lora in loras)
             raise JobError(
@@ -250,7 +260,7 @@ class LoraSlots:
         active: rebuild it from the priming LoRA (a compiled denoiser recompiles once after this)."""
         assert self._primer is not None  # slots exist only once primed
         slot.lora, slot.version, slot.weight = None, "", None
-        if slot.name in self._adapter_names():
+        if slot.name in adapter_names(self._pipe):
             self._family.load_lora(self._pipe, self._primer.path, slot.name, hotswap=True)
         else:
             log.warning(
@@ -305,9 +315,6 @@ class LoraSlots:
             f"slots: {exc} (in lora_slots mode every LoRA must target the layers of the first one loaded, or a "
             "subset, with the same alpha pattern)",
         )
-
-    def _adapter_names(self) -> set[str]:
-        return {name for names in self._pipe.get_list_adapters().values() for name in names}
 
 
 def _version(lora: LoraChoice) -> str:

@@ -15,7 +15,10 @@ from typing import Any
 
 from models.catalog import Catalog, ModelEntry
 from models.identity import model_identity
-from models.loras import AdapterCache
+from models.lora_slots import LoraSlots
+from models.loras import LoraAdapters, NamedAdapters
+from models import parallel
+from models.parallel import ParallelPlan
 from models.residency import ModelStats, Residency, apply_offload
 from models.speed import apply_speed
 from npc_video_client.clock import Stopwatch
@@ -41,7 +44,7 @@ class LoadedModel:
     name: str
     family: Family
     pipe: Any
-    adapters: AdapterCache
+    adapters: LoraAdapters
     load_ms: float
 
 
@@ -60,6 +63,7 @@ class ModelPool:
     device: str
     lora_cache_size: int = 8
     device_memory_budget: int | None = None
+    group_size: int = 1  # a worker group's: each model's denoiser is split over its members (models.parallel)
     _loaded: dict[str, LoadedModel] = field(default_factory=dict)
     _identities: dict[str, str] = field(default_factory=dict)  # taken when a model is loaded: what it runs with
     residency: Residency = field(init=False)
@@ -162,12 +166,17 @@ class ModelPool:
             pipe = self._build_synthetic(name, entry.synthetic, entry)
         pipe.set_progress_bar_config(disable=True)
         apply_speed(pipe, entry.speed, self.device, name)
+        if self.group_size > 1:  # after the attention backend (speed), which the split checks
+            parallel.apply(pipe, ParallelPlan.parse(entry.parallel, self.group_size), name, self.device)
         self_managed = apply_offload(pipe, entry.offload, self.device, name)
         self.residency.add(name, pipe, self_managed)
         load_ms = clock.ms()
         log.info("loaded model %s (%s) from %s onto %s in %.0f ms", name, family.name, entry.path, self.device, load_ms)
-        adapters = AdapterCache(
-            pipe, name, self.lora_cache_size, family, slots=entry.speed.lora_slots, rank=entry.speed.lora_rank
+        # hotswap slots where the catalog asks for them (a compiled denoiser needs them), named adapters otherwise
+        adapters: LoraAdapters = (
+            LoraSlots(pipe, name, family, entry.speed.lora_slots, entry.speed.lora_rank)
+            if entry.speed.lora_slots
+            else NamedAdapters(pipe, name, family, self.lora_cache_size)
         )
         return LoadedModel(name, family, pipe, adapters, load_ms)
 

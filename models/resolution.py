@@ -2,6 +2,8 @@
 
 Precedence (docs/contract.md section 2): explicit job params > the model's per-preset override > the preset table.
 Frame timing (`motion`, pipelines.timing): the model's per-preset override > the model's entry > native.
+A request beyond the model's limits (models.limits: frames and sizes its tables cover) is refused here, before the
+model loads, as invalid_params: it would fail the same way on every attempt.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 
 from models.catalog import Catalog, PresetOverride, StyleEntry
 from models.identity import file_digest
+from models.limits import model_limits
 from npc_video_client.contract import ErrorCode, NpcResponseParams, parse_lora_ref
 from npc_video_client.errors import JobError
 from npc_video_client.messages import quote
@@ -124,6 +127,12 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
     fps = params.fps or override.fps or table.fps
     duration = params.duration if params.duration is not None else DEFAULT_DURATION_SEC
     timing = family.frame_timing(fps, duration, override.motion or model.motion)
+    steps = params.steps or override.steps or table.steps
+    problem = model_limits(model).violation(
+        width=width, height=height, frames=timing.generated_frames, fps=timing.generated_fps, steps=steps
+    )
+    if problem is not None:
+        raise JobError(ErrorCode.INVALID_PARAMS, f"model {quote(model_name)} {problem}")
     triggers = [catalog.loras[lora.name].trigger or "" for lora in loras if lora.weight != 0]
     prompt = build_prompt(
         base=params.prompt or params.npc_name,
@@ -144,7 +153,7 @@ def resolve(params: NpcResponseParams, catalog: Catalog, image_size: tuple[int, 
         fps=timing.fps,
         generated_frames=timing.generated_frames,
         generated_fps=timing.generated_fps,
-        steps=params.steps or override.steps or table.steps,
+        steps=steps,
         cfg=params.cfg if params.cfg is not None else (override.cfg if override.cfg is not None else table.cfg),
         seed=params.seed if params.seed is not None else default_seed(params.npc_id),
         prompt=prompt if family.takes_prompt else None,

@@ -109,7 +109,7 @@ class SpeedSettings(_Spec):
     compile: bool = False
     compile_backend: CompileBackend = "inductor"  # eager / aot_eager: dynamo traces only (tests, debugging)
     compile_cpu: bool = False  # also compile on a CPU device; off: compile is for CUDA devices only
-    lora_slots: Annotated[int | None, Field(ge=1, le=8)] = None  # LoRA hotswap slots (models.loras); None: named
+    lora_slots: Annotated[int | None, Field(ge=1, le=8)] = None  # LoRA hotswap slots (models.lora_slots); None: named
     lora_rank: Annotated[int, Field(ge=1, le=1024)] = 128  # hotswap slots are padded to this rank
     cache: CacheSpec | None = None
     vae_tiling: bool = False

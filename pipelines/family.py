@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.grid import FrameRule
+from pipelines.limits import LimitsReader, no_limits
 from pipelines.timing import FrameTiming, Motion, output_frame_count
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Family:
-    """One image-to-video model family.
+    """One image-to-video model family (a row of pipelines.families).
 
     Subclasses override `call_kwargs` when the diffusers call differs, and `load_lora` when a LoRA file
     must go somewhere other than the pipeline's default denoiser (e.g. into both Wan 2.2 experts).
@@ -32,6 +33,8 @@ class Family:
     takes_prompt: bool = True
     takes_negative_prompt: bool = True
     supports_loras: bool = True
+    context_parallel: bool = False  # its denoiser has a context-parallel plan in diffusers (worker groups split it)
+    limits: LimitsReader = no_limits  # the sizes and frames a checkpoint's configs let it run (pipelines.limits)
 
     def frame_timing(self, fps: int, duration: float, motion: Motion) -> FrameTiming:
         """`native`: duration x native_fps frames (snapped to the frame rule) timed at native_fps, resampled into a

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from npc_video_client.contract import QualityPreset
 
-DEFAULT_PRESET = QualityPreset.FAST
 DEFAULT_DURATION_SEC = 3.0
 
 

@@ -1,4 +1,5 @@
-"""Session fixtures: tiny real checkpoints and LoRAs built once, and a factory of job runners on them."""
+"""Session fixtures: tiny real checkpoints (narrow synthetic models) and LoRAs built once, and a factory of job runners
+on them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.tiny import build_wan_i2v, write_tiny_wan_lora
 from tests.support.catalogs import tiny_catalog_text, write_catalog
+from tests.support.models import write_lora, write_model
 from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
@@ -30,9 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def tiny_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("models") / "tiny-wan-i2v"
-    build_wan_i2v(directory, seed=0)
-    return directory
+    return write_model("wan-i2v", tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +42,9 @@ def tiny_loras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "sparkle": directory / "sparkle.safetensors",
         "comfy": directory / "comfy.safetensors",
     }
-    write_tiny_wan_lora(loras["glow"], seed=1, style="diffusers")
-    write_tiny_wan_lora(loras["sparkle"], seed=3, style="diffusers")
-    write_tiny_wan_lora(loras["comfy"], seed=2, style="kohya")
+    write_lora(loras["glow"], seed=1)
+    write_lora(loras["sparkle"], seed=3)
+    write_lora(loras["comfy"], seed=2, lora_format="kohya")
     return loras
 
 

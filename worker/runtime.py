@@ -97,6 +97,7 @@ def build_runtime(settings: Settings, group: Channel | None = None) -> Runtime:
         device=settings.resolved_device(),
         lora_cache_size=settings.lora_cache_size,
         device_memory_budget=settings.device_memory_budget,
+        group_size=settings.group_size,
     )
     storage = open_storage(settings)
     return Runtime(

@@ -75,13 +75,14 @@ def warm_up(catalog: Catalog, pool: ModelPool, settings: Settings) -> list[str]:
         _prime_slots(loaded, catalog)
         seen: set[Shape] = set()
         for preset in QualityPreset:
-            request = _request(catalog, name, preset, image.size)
-            if request is None or Shape.of(request) in seen:
-                continue
-            seen.add(Shape.of(request))
             try:
+                request = _request(catalog, name, preset, image.size)
+                if request is None or Shape.of(request) in seen:
+                    continue
+                seen.add(Shape.of(request))
                 seconds = _generate(loaded, request, image)
-            except JobError as exc:  # e.g. a preset with more LoRAs than slots: its jobs fail alike, others run
+            except JobError as exc:  # e.g. a preset beyond the model's limits or with more LoRAs than slots: its
+                # jobs fail alike, the other presets run
                 log.warning("warm-up: %s %s not warmed: %s: %s", name, preset.value, exc.code.value, exc.message)
                 continue
             line = f"{name} {preset.value} {Shape.of(request).describe()} in {seconds:.1f} s"
@@ -113,7 +114,7 @@ def _request(catalog: Catalog, model: str, preset: QualityPreset, size: tuple[in
 def _prime_slots(loaded: LoadedModel, catalog: Catalog) -> None:
     """Hotswap slots get their layers now, before anything compiles: from the first preset LoRA of the model, else
     the first catalog LoRA that fits it (a LoRA made for another model is skipped)."""
-    if loaded.adapters.slots is None or loaded.adapters.slots.primed or not loaded.family.supports_loras:
+    if not loaded.adapters.needs_priming or not loaded.family.supports_loras:
         return
     entry = catalog.models[loaded.name]
     preset_loras = [parse_lora_ref(ref)[0] for override in entry.presets.values() for ref in override.loras]

@@ -1,11 +1,15 @@
-"""LTX-Video 2B 0.9.1, as diffusers ships it (Lightricks/LTX-Video, diffusers format).
+"""LTX-Video 2B 0.9.0 and 0.9.1, as diffusers ships them (Lightricks/LTX-Video, diffusers format).
 
 Transformer: `LTXVideoTransformer3DModel()` with its defaults, which huggingface/diffusers
-scripts/convert_ltx_to_diffusers.py uses for every 2B checkpoint (spelled out below). VAE: the 0.9.1 VAE (decoder
-with timestep conditioning, noise injection and residual 2x upsampling) as published in the 0.9.1 diffusers
-vae/config.json (jbilcke-hf/LTX-Video-0.9.1-HFIE, the Lightricks 0.9.1 weights converted by that script). Text
-encoder: the T5 v1.1 XXL encoder with a 128-token tokenizer; scheduler: the script's flow-match Euler with dynamic
-shifting.
+scripts/convert_ltx_to_diffusers.py uses for every 2B checkpoint (spelled out below). VAE: the script's
+`get_vae_config("0.9.0")` (a plain decoder) or the 0.9.1 VAE (decoder with timestep conditioning, noise injection
+and residual 2x upsampling) as published in the 0.9.1 diffusers vae/config.json (jbilcke-hf/LTX-Video-0.9.1-HFIE,
+the Lightricks 0.9.1 weights converted by that script). Text encoder: the T5 v1.1 XXL encoder with a 128-token
+tokenizer; scheduler: the script's flow-match Euler with dynamic shifting (the same for both versions).
+
+The 0.9.1 decoder adds noise drawn from torch's global generator (diffusers passes it no generator), so its frames
+are not a function of the job's seed alone: one job run twice gives other frames, and jobs batched together decode
+with noise they share. The tests therefore run LTX on 0.9.0, whose frames the seed fixes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ LTX_TRANSFORMER_2B: dict[str, Any] = {
     "caption_channels": 4096,
     "attention_bias": True,
     "attention_out_bias": True,
+}
+
+LTX_VAE_090: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 128,
+    "block_out_channels": [128, 256, 512, 512],
+    "decoder_block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": [4, 3, 3, 3, 4],
+    "decoder_layers_per_block": [4, 3, 3, 3, 4],
+    "spatio_temporal_scaling": [True, True, True, False],
+    "decoder_spatio_temporal_scaling": [True, True, True, False],
+    "decoder_inject_noise": [False, False, False, False, False],
+    "downsample_type": ["conv", "conv", "conv", "conv"],
+    "upsample_residual": [False, False, False, False],
+    "upsample_factor": [1, 1, 1, 1],
+    "timestep_conditioning": False,
+    "patch_size": 4,
+    "patch_size_t": 1,
+    "resnet_norm_eps": 1e-6,
+    "scaling_factor": 1.0,
+    "encoder_causal": True,
+    "decoder_causal": False,
 }
 
 LTX_VAE_091: dict[str, Any] = {
@@ -69,14 +96,19 @@ _NARROW_TRANSFORMER: dict[str, Any] = {
     "num_layers": 2,
     "caption_channels": NARROW_TEXT_DIM,
 }
-_NARROW_VAE: dict[str, Any] = {
-    **LTX_VAE_091,
-    "latent_channels": _NARROW_LATENT_CHANNELS,
-    "block_out_channels": [8, 16, 32, 32],
-    "decoder_block_out_channels": [16, 32, 64],
-    "layers_per_block": [1, 1, 1, 1, 1],
-    "decoder_layers_per_block": [1, 1, 1, 1],
-}
+
+
+def _narrow_vae(full: dict[str, Any]) -> dict[str, Any]:
+    narrow = {
+        **full,
+        "latent_channels": _NARROW_LATENT_CHANNELS,
+        "block_out_channels": [8, 16, 32, 32],
+        "layers_per_block": [1, 1, 1, 1, 1],
+    }
+    decoder_blocks = len(full["decoder_block_out_channels"])  # 4 in 0.9.0; 3 (with 2x residual upsampling) in 0.9.1
+    narrow["decoder_block_out_channels"] = [8, 16, 32, 32] if decoder_blocks == 4 else [16, 32, 64]
+    narrow["decoder_layers_per_block"] = [1] * len(full["decoder_layers_per_block"])
+    return narrow
 
 
 def _scheduler() -> Any:
@@ -104,13 +136,12 @@ def _vae(config: dict[str, Any]) -> Any:
     return AutoencoderKLLTXVideo(**config)
 
 
-def ltx_video_2b(scale: Scale) -> Recipe:
-    """LTX-Video 2B 0.9.1: T5-XXL encoder, LTX VAE (32x space, 8x time), 28-layer transformer."""
+def _recipe(scale: Scale, vae: dict[str, Any]) -> Recipe:
     full = scale == "full"
     text = T5_V1_1_XXL if full else narrow_t5(T5_V1_1_XXL)
     vocab = T5_V1_1_XXL["vocab_size"] if full else NARROW_VOCAB_SIZE
     transformer = LTX_TRANSFORMER_2B if full else _NARROW_TRANSFORMER
-    vae = LTX_VAE_091 if full else _NARROW_VAE
+    vae = vae if full else _narrow_vae(vae)
     return Recipe(
         modules={
             "text_encoder": lambda: t5_encoder(text),
@@ -119,3 +150,13 @@ def ltx_video_2b(scale: Scale) -> Recipe:
         },
         others={"tokenizer": lambda: build_tokenizer(vocab, LTX_TOKENIZER_MAX_LENGTH), "scheduler": _scheduler},
     )
+
+
+def ltx_video_2b_090(scale: Scale) -> Recipe:
+    """LTX-Video 2B 0.9.0: T5-XXL encoder, LTX VAE (32x space, 8x time, plain decoder), 28-layer transformer."""
+    return _recipe(scale, LTX_VAE_090)
+
+
+def ltx_video_2b(scale: Scale) -> Recipe:
+    """LTX-Video 2B 0.9.1: as 0.9.0 with the timestep-conditioned, noise-injecting 0.9.1 decoder."""
+    return _recipe(scale, LTX_VAE_091)

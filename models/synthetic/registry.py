@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.synthetic.cogvideox import cogvideox_5b_i2v
-from models.synthetic.ltx import ltx_video_2b
+from models.synthetic.cogvideox import cogvideox15_5b_i2v, cogvideox_5b_i2v
+from models.synthetic.ltx import ltx_video_2b, ltx_video_2b_090
 from models.synthetic.recipe import Recipe, Scale
 from models.synthetic.svd import svd_xt
 from models.synthetic.wan import wan21_i2v_14b, wan22_i2v_a14b, wan22_ti2v_5b
@@ -56,6 +56,13 @@ SYNTHETIC_MODELS: dict[str, SyntheticModel] = {
             wan22_i2v_a14b,
         ),
         SyntheticModel(
+            "ltx-video-2b-090",
+            "ltx-i2v",
+            "Lightricks/LTX-Video (0.9.0, 2B)",
+            "LTX-Video 2B 0.9.0: T5-XXL encoder, LTX VAE (32x, 8x, plain decoder), 2B transformer",
+            ltx_video_2b_090,
+        ),
+        SyntheticModel(
             "ltx-video-2b",
             "ltx-i2v",
             "Lightricks/LTX-Video (0.9.1, 2B)",
@@ -68,6 +75,13 @@ SYNTHETIC_MODELS: dict[str, SyntheticModel] = {
             "THUDM/CogVideoX-5b-I2V",
             "CogVideoX 1.0 5B I2V: T5-XXL encoder, CogVideoX VAE, 5B transformer (runs at 720x480 only)",
             cogvideox_5b_i2v,
+        ),
+        SyntheticModel(
+            "cogvideox15-5b-i2v",
+            "cogvideox-i2v",
+            "THUDM/CogVideoX1.5-5B-I2V",
+            "CogVideoX 1.5 5B I2V: T5-XXL encoder, CogVideoX VAE, 5B transformer with temporal patches (any size)",
+            cogvideox15_5b_i2v,
         ),
         SyntheticModel(
             "svd-xt",

@@ -72,7 +72,9 @@ SVD_XT_SCHEDULER: dict[str, Any] = {
 _NARROW_EMBED_DIM, _NARROW_TIME_DIM = 32, 8
 _NARROW_UNET: dict[str, Any] = {
     **SVD_XT_UNET,
-    "block_out_channels": [32, 32, 32, 32],  # the resnets' GroupNorm has 32 groups
+    # The resnets' GroupNorm has 32 groups. At 64x64 px the last block sees 1x1 latents: with one channel per group
+    # it would normalise single values (rounding noise divided by sqrt(eps)); two channels per group keep it sane.
+    "block_out_channels": [32, 64, 64, 64],
     "addition_time_embed_dim": _NARROW_TIME_DIM,
     "projection_class_embeddings_input_dim": 3 * _NARROW_TIME_DIM,
     "layers_per_block": 1,

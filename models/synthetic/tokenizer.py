@@ -1,4 +1,4 @@
-"""Offline T5-family tokenizers with a generated vocabulary of the real size.
+"""Offline T5-family tokenizers with a generated vocabulary of the text encoder's size (the real size at full scale).
 
 The real sentencepiece models (umT5: 256384 pieces, T5: 32128) cannot be fetched here, and their text does not
 matter for random weights; what matters is the vocabulary size (it sizes the embedding) and that any prompt

@@ -142,9 +142,9 @@ def _narrow_transformer(full: dict[str, Any]) -> dict[str, Any]:
 
 
 def _narrow_vae(full: dict[str, Any]) -> dict[str, Any]:
-    narrow = {**full, "base_dim": 4, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1}
+    narrow = {**full, "base_dim": 3, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1}
     if "decoder_base_dim" in full:
-        narrow["decoder_base_dim"] = 8
+        narrow["decoder_base_dim"] = 3
     return narrow
 
 

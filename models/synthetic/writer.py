@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.synthetic.build import build_module, pipeline_class
+from models.synthetic.lora import DEFAULT_STRENGTH, LoraFormat, write_synthetic_lora
 from models.synthetic.recipe import Scale
 from models.synthetic.registry import lookup
 
@@ -19,17 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 MAX_SHARD_SIZE = "5GB"
-
-
-def _write_model_index(directory: Path, name: str, scale: Scale, others: dict[str, Any]) -> None:
-    """model_index.json as the pipeline itself writes it, from a pipeline whose modules are meta skeletons."""
-    from models.synthetic.skeleton import everything_on_meta
-
-    recipe = lookup(name).recipe(scale)
-    with everything_on_meta():
-        skeletons = {component: make() for component, make in recipe.modules.items()}
-    pipe = pipeline_class(name)(**skeletons, **others, **dict.fromkeys(recipe.absent), **recipe.config)
-    pipe.save_config(str(directory))
 
 
 def write_synthetic_model(
@@ -43,14 +33,43 @@ def write_synthetic_model(
 
     recipe = lookup(name).recipe(scale)
     directory.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, Any] = {}
     for component in recipe.modules:
         module = build_module(recipe, component, device=device, dtype=dtype, seed=seed)
         module.save_pretrained(str(directory / component), safe_serialization=True, max_shard_size=MAX_SHARD_SIZE)
-        del module
+        saved[component] = module.to("meta")  # its weights freed; its class and config kept for model_index.json
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
     others = {component: make() for component, make in recipe.others.items()}
     for component, value in others.items():
         value.save_pretrained(str(directory / component))
-    _write_model_index(directory, name, scale, others)
+    # model_index.json as the pipeline itself writes it, from a pipeline of the saved modules (now weightless)
+    pipe = pipeline_class(name)(**saved, **others, **dict.fromkeys(recipe.absent), **recipe.config)
+    pipe.save_config(str(directory))
     return [*recipe.modules, *others]
+
+
+def write_synthetic_model_lora(
+    path: Path,
+    name: str,
+    *,
+    dtype: torch.dtype,
+    seed: int,
+    scale: Scale = "full",
+    rank: int = 4,
+    lora_format: LoraFormat = "diffusers",
+    strength: float = DEFAULT_STRENGTH,
+) -> int:
+    """A random LoRA that fits the synthetic model's transformer (each expert of a two-expert model: they share one
+    architecture), written from a meta skeleton: no weights are built. Returns the file's size in bytes."""
+    from models.synthetic.skeleton import everything_on_meta
+
+    model = lookup(name)
+    recipe = model.recipe(scale)
+    if "transformer" not in recipe.modules:
+        raise ValueError(f"synthetic model {name!r} has no transformer to write a LoRA for (family {model.family!r})")
+    with everything_on_meta(dtype):
+        transformer = recipe.modules["transformer"]()
+    return write_synthetic_lora(
+        transformer, path, rank=rank, seed=seed, lora_format=lora_format, strength=strength, dtype=dtype
+    )

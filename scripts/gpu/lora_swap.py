@@ -1,6 +1,6 @@
 """What a LoRA change costs with torch.compile on (the GPU check's `lora-swap` stage; its dry run on the CPU): the
 model compiled with LoRA hotswap slots (models.lora_slots), random LoRAs of one rank written for its transformer,
-then a sequence of jobs whose LoRAs change, each switch timed (`AdapterCache.activate`, device synchronized) and
+then a sequence of jobs whose LoRAs change, each switch timed (`adapters.activate`, device synchronized) and
 checked for recompilation (dynamo's compiled-frame counter). Prints and writes one JSON object.
 
     PYTHONPATH=.:clients/python python3 scripts/gpu/lora_swap.py --catalog CATALOG --model wan22-ti2v-5b \

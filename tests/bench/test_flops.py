@@ -23,10 +23,10 @@ from bench.flops import (
     step_flops,
     transformer_shape,
 )
-from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import QualityPreset
 from pipelines.families import FAMILIES
 from pipelines.request import ResolvedRequest
+from tests.support.models import write_model
 
 # The published Wan 2.1 I2V 14B transformer config (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers).
 WAN_14B = {
@@ -102,22 +102,20 @@ def test_guidance_passes() -> None:
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("flops-models")
-    for family in TRANSFORMER_FAMILIES:
-        TINY_BUILDERS[family](root / family, 0)
-    return {family: root / family for family in TRANSFORMER_FAMILIES}
+    return {family: write_model(family, root / family) for family in TRANSFORMER_FAMILIES}
 
 
 def test_the_formula_equals_torchs_flop_count_of_a_real_transformer(tiny_dirs: dict[str, Path]) -> None:
     """torch.utils.flop_counter counts every matmul of a forward; the formula's terms are the blocks (minus the
     context K/V projections), the patch embedding and the output projection."""
     transformer = diffusers.WanTransformer3DModel.from_pretrained(str(tiny_dirs["wan-i2v"] / "transformer"))
-    text, image = 512, (32 // 1) ** 2 + 1  # the tiny CLIP: 32 px images, 1 px patches, a class token
+    text, image = 512, (224 // 14) ** 2 + 1  # the CLIP of Wan 2.1: 224 px images, 14 px patches, a class token
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False, depth=None) as counter:
         transformer(
             hidden_states=torch.randn(1, 36, 3, 8, 8),  # 3 latent frames of 8x8: 3 x 4 x 4 = 48 tokens
             timestep=torch.tensor([500]),
-            encoder_hidden_states=torch.randn(1, text, 32),
-            encoder_hidden_states_image=torch.randn(1, image, 4),
+            encoder_hidden_states=torch.randn(1, text, transformer.config.text_dim),
+            encoder_hidden_states_image=torch.randn(1, image, transformer.config.image_dim),
         )
     counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
     prefix = "WanTransformer3DModel"
@@ -143,7 +141,7 @@ def _request(family: str) -> ResolvedRequest:
         fps=8,
         generated_frames=9,
         generated_fps=8,
-        steps=1,
+        steps=2,  # LTX's scheduler takes two at least (pipelines.limits)
         cfg=2.0,
         seed=0,
         prompt="a smiling face" if takes_prompt else None,

@@ -108,8 +108,8 @@ def test_worker_stores_in_the_seaweedfs_bucket_with_its_credentials(compose: dic
 def test_worker_catalog_names_the_model_the_models_service_builds(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     catalog = load_catalog(mounted_file(worker, worker["environment"]["NPC_WORKER_CATALOG"]))
-    built = compose["services"]["models"]["command"][0]
-    assert compose["services"]["models"]["entrypoint"] == ["npc-worker", "make-tiny-model"]
+    built = compose["services"]["models"]["command"][1]
+    assert compose["services"]["models"]["entrypoint"] == ["npc-worker", "synthetic", "write"]
     assert catalog.models[catalog.defaults.model].path == built
     assert "models:/models:ro" in worker["volumes"] and "models:/models" in compose["services"]["models"]["volumes"]
 

@@ -52,10 +52,9 @@ def test_seeded_output_is_the_same_on_cuda_twice_within_one_level(make_runner, t
 
 def test_offloaded_model_really_leaves_the_device(make_runner, tiny_wan_dir, tmp_path):
     from models.residency import weight_bytes
-    from models.tiny import build_wan_i2v
+    from tests.support.models import write_model
 
-    other = tmp_path / "other"
-    build_wan_i2v(other, seed=1)
+    other = write_model("wan-i2v", tmp_path / "other", seed=1)
     extra = f'[models.other]\nfamily = "wan-i2v"\npath = "{other}"\ndtype = "float32"\n'
     extra += '[styles.anime]\nmodel = "other"\n'
     probe = make_runner(device="cuda")

@@ -3,6 +3,7 @@ backend (no code generation, so it is quick), and its counters say whether a LoR
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.tiny import write_tiny_wan_lora
+from models.lora_slots import LoraSlots
+from models.loras import NamedAdapters
 from npc_video_client.contract import ErrorCode, JobEnvelope, JobStatus
 from npc_video_client.errors import JobError
 from tests.support.jobs import envelope
+from tests.support.models import write_lora
 from worker.job import SilentHooks
 from worker.runtime import Runtime
 
@@ -60,7 +63,7 @@ def test_switching_loras_in_hotswap_slots_does_not_recompile(make_runner: Runner
         frames(runner, loras)
         assert compilations() == first, f"LoRAs {loras} recompiled the denoiser"
     adapters = runner.pool.get("tiny-wan").adapters
-    assert adapters.slots is not None and adapters.slots.slot_names == ["slot0", "slot1"]
+    assert isinstance(adapters, LoraSlots) and adapters.slot_names == ["slot0", "slot1"]
     assert sorted(adapters.loaded) == ["comfy", "glow"]
 
 
@@ -73,14 +76,14 @@ def test_slots_give_the_output_of_named_adapters(make_runner: RunnerFactory, tmp
         expected = frames(named, loras)
         got = frames(slots, loras)
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1, loras
-    assert slots.pool.get("tiny-wan").adapters.slots is not None
-    assert named.pool.get("tiny-wan").adapters.slots is None
+    assert isinstance(slots.pool.get("tiny-wan").adapters, LoraSlots)
+    assert isinstance(named.pool.get("tiny-wan").adapters, NamedAdapters)
 
 
 def test_the_slots_are_an_lru_cache_of_loras(make_runner: RunnerFactory) -> None:
     runner = make_runner("[models.tiny-wan.speed]\nlora_slots = 2\nlora_rank = 8\n")
     adapters = runner.pool.get("tiny-wan").adapters
-    assert adapters.slots is not None
+    assert isinstance(adapters, LoraSlots)
     frames(runner, ["glow"])  # primes both slots from glow's file: one read
     assert (adapters.loaded, adapters.disk_loads, adapters.evictions) == (["glow"], 1, 0)
     frames(runner, ["sparkle"])  # into the free slot
@@ -88,7 +91,7 @@ def test_the_slots_are_an_lru_cache_of_loras(make_runner: RunnerFactory) -> None
     assert (sorted(adapters.loaded), adapters.disk_loads, adapters.evictions) == (["glow", "sparkle"], 2, 0)
     frames(runner, ["comfy"])  # replaces sparkle, the least recently used
     assert (sorted(adapters.loaded), adapters.disk_loads, adapters.evictions) == (["comfy", "glow"], 3, 1)
-    assert adapters.slots.weights() == {"slot0": 0.0, "slot1": 1.0}
+    assert adapters.weights() == {"slot0": 0.0, "slot1": 1.0}
 
 
 def test_more_loras_than_slots_is_a_teaching_error(make_runner: RunnerFactory) -> None:
@@ -102,7 +105,7 @@ def test_more_loras_than_slots_is_a_teaching_error(make_runner: RunnerFactory) -
 
 def test_a_lora_above_the_slot_rank_is_refused_before_loading(make_runner: RunnerFactory, tmp_path: Path) -> None:
     wide = tmp_path / "wide.safetensors"
-    write_tiny_wan_lora(wide, seed=5, rank=16)
+    write_lora(wide, seed=5, rank=16)
     extra = f'[loras.wide]\npath = "{wide}"\n[models.tiny-wan.speed]\nlora_slots = 2\nlora_rank = 8\n'
     runner = make_runner(extra)
     frames(runner, ["glow"])
@@ -115,17 +118,20 @@ def test_a_lora_above_the_slot_rank_is_refused_before_loading(make_runner: Runne
 
 
 def test_a_lora_for_other_layers_fails_its_job_and_the_slot_still_works(
-    make_runner: RunnerFactory, tmp_path: Path
+    make_runner: RunnerFactory, tmp_path: Path, tiny_wan_dir: Path
 ) -> None:
     """A LoRA that targets a layer the priming one did not cannot be hotswapped: its job fails with
     invalid_params, the slot is rebuilt, and the next jobs run as before."""
     from safetensors.torch import save_file
 
     other = tmp_path / "other.safetensors"
+    config = json.loads((tiny_wan_dir / "transformer" / "config.json").read_text(encoding="utf-8"))
     save_file(
-        {
-            "transformer.blocks.0.ffn.net.2.lora_A.weight": torch.randn(4, 32),
-            "transformer.blocks.0.ffn.net.2.lora_B.weight": torch.randn(24, 4),
+        {  # the feed-forward output projection (ffn_dim -> inner dim): no LoRA of the catalog targets it
+            "transformer.blocks.0.ffn.net.2.lora_A.weight": torch.randn(4, config["ffn_dim"]),
+            "transformer.blocks.0.ffn.net.2.lora_B.weight": torch.randn(
+                config["num_attention_heads"] * config["attention_head_dim"], 4
+            ),
         },
         str(other),
     )

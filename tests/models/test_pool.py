@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from models.catalog import CatalogError, load_catalog
 from models.residency import weight_bytes
-from models.tiny import build_wan_i2v
 from npc_video_client.contract import JobResult, JobStatus
 from tests.support.jobs import envelope
+from tests.support.models import write_model
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -24,9 +24,7 @@ OTHER = "other-wan"
 
 @pytest.fixture(scope="module")
 def other_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("models") / "tiny-wan-i2v-seed1"
-    build_wan_i2v(directory, seed=1)
-    return directory
+    return write_model("wan-i2v", tmp_path_factory.mktemp("models") / "tiny-wan-i2v-seed1", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import JobEnvelope
 from npc_video_client.errors import JobCancelled
 from pipelines.batching import ForwardBatcher, member_pipeline, run_batch
 from pipelines.runner import run_pipeline
 from tests.support.jobs import data_uri, envelope, png_bytes
+from tests.support.models import FAMILIES, write_model
 from worker.job import PreparedJob, SilentHooks
 from worker.runtime import Runtime
 
@@ -28,9 +28,7 @@ MAX_DIFFERENT_FRACTION = 0.01
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("batch-models")
-    for family, build in TINY_BUILDERS.items():
-        build(root / family, 0)
-    return {family: root / family for family in TINY_BUILDERS}
+    return {family: write_model(family, root / family) for family in FAMILIES}
 
 
 def _prepared(runner: Runtime, job_id: str, **params: Any) -> PreparedJob:
@@ -66,7 +64,7 @@ def _close(batched: np.ndarray, alone: np.ndarray) -> None:
     assert float((difference > 0).mean()) <= MAX_DIFFERENT_FRACTION
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_batched_job_matches_the_same_job_alone(
     family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.tiny import build_cogvideox_i2v
 from tests.support.jobs import envelope
+from tests.support.models import write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = tmp_path_factory.mktemp("cogvideox-model") / "model"
-    build_cogvideox_i2v(model, seed=0)
+    model = write_model("cogvideox-i2v", tmp_path_factory.mktemp("cogvideox-model") / "model")
     return family_runner("cogvideox-i2v", model)
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import JobEnvelope
 from pipelines.conditioning import ConditionCache, size_of
 from tests.support.jobs import envelope
+from tests.support.models import FAMILIES, write_model
 from worker.job import SilentHooks
 from worker.runtime import Runtime
 
@@ -26,9 +26,7 @@ ENCODERS = ("text_encoder", "image_encoder")
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("condition-models")
-    for family, build in TINY_BUILDERS.items():
-        build(root / family, 0)
-    return {family: root / family for family in TINY_BUILDERS}
+    return {family: write_model(family, root / family) for family in FAMILIES}
 
 
 def _count_encoder_calls(pipe: Any) -> Counter[str]:
@@ -50,7 +48,7 @@ def _generate(runner: Runtime, **params: Any) -> tuple[np.ndarray, float]:
     return frames, prepared.timings.condition_ms
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_repeated_job_skips_every_encoder_and_gives_the_same_bytes(
     family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.tiny import build_ltx_i2v
 from tests.support.jobs import envelope
+from tests.support.models import write_model
 from worker.job import SilentHooks
 from worker.payload import parse_envelope
 from worker.runtime import Runtime
@@ -16,8 +16,7 @@ from worker.runtime import Runtime
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = tmp_path_factory.mktemp("ltx-model") / "model"
-    build_ltx_i2v(model, seed=0)
+    model = write_model("ltx-i2v", tmp_path_factory.mktemp("ltx-model") / "model")
     return family_runner("ltx-i2v", model)
 
 

@@ -14,13 +14,13 @@ from PIL import Image
 
 from models.catalog import load_catalog
 from models.resolution import resolve
-from models.tiny import TINY_BUILDERS
 from npc_video_client.errors import JobCancelled
 from pipelines.families import FAMILIES
 from pipelines.preview import LAYOUTS, UPSCALE, X0Capture, _encode, calibration_picture, fit_preview_map
 from pipelines.runner import run_pipeline
 from tests.support.catalogs import write_catalog
 from tests.support.jobs import params
+from tests.support.models import write_model
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -29,7 +29,7 @@ def family_pipe(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
     family = request.param
     directory = tmp_path_factory.mktemp("preview") / family
-    TINY_BUILDERS[family](directory, 0)
+    write_model(family, directory)
     pipe = getattr(diffusers, FAMILIES[family].pipeline_class).from_pretrained(str(directory), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return family, pipe, directory

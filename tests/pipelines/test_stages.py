@@ -1,5 +1,7 @@
-"""Stage hooks on the real tiny pipelines of every family: each stage a family has is recorded, the stages of a
-call add up to its wall time, the active recorder is per context, and another layer can wrap the same points."""
+"""Stage hooks on the real tiny pipelines of every family: each stage a family has is recorded, the stages cut the
+recorded call into consecutive parts in call order (they add up to it by construction, and it lies inside the
+caller's own measurement), the active recorder is per context, and another layer can wrap the same points. How long
+the stages take is the bench's business: nothing here compares two clocks' durations."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import Any
 import pytest
 import torch
 
-from models.tiny import TINY_BUILDERS
 from npc_video_client.contract import JobEnvelope
 from pipelines.conditioning import CACHE_LAYER
 from pipelines.runner import run_pipeline
@@ -33,6 +34,7 @@ from pipelines.stages import (
     recording,
 )
 from tests.support.jobs import envelope
+from tests.support.models import FAMILIES, write_model
 from worker.job import SilentHooks
 from worker.runtime import Runtime
 
@@ -43,9 +45,7 @@ WITHOUT_TEXT = {"svd"}
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("stage-models")
-    for family, build in TINY_BUILDERS.items():
-        build(root / family, 0)
-    return {family: root / family for family in TINY_BUILDERS}
+    return {family: write_model(family, root / family) for family in FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,9 @@ def wan_runner(model_dirs: dict[str, Path], family_runner: Callable[..., Runtime
     return family_runner("wan-i2v", model_dirs["wan-i2v"])
 
 
-def _call(runner: Runtime, recorder: StageRecorder | None, **params: Any) -> tuple[float, list[int]]:
-    """One pipeline call of a job on the runner's model; returns its wall time (ms) and the steps reported."""
+def _call(runner: Runtime, recorder: StageRecorder | None, **params: Any) -> tuple[tuple[float, float], list[int]]:
+    """One pipeline call of a job on the runner's model; returns when it started and ended (perf_counter seconds)
+    and the steps reported."""
     prepared = runner.preparer.prepare(JobEnvelope.model_validate(envelope(**params)), SilentHooks())
     loaded = runner.pool.get(prepared.request.model)
     steps: list[int] = []
@@ -68,34 +69,42 @@ def _call(runner: Runtime, recorder: StageRecorder | None, **params: Any) -> tup
         lambda step, _total: steps.append(step),
         recorder=recorder,
     )
-    return (time.perf_counter() - started) * 1000, steps
+    return (started, time.perf_counter()), steps
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BUILDERS))
-def test_every_stage_is_recorded_and_the_stages_add_up_to_the_call(
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_stage_is_recorded_in_call_order_and_the_stages_make_up_the_call(
     family: str, model_dirs: dict[str, Path], family_runner: Callable[..., Runtime]
 ) -> None:
     runner = family_runner(family, model_dirs[family])
     recorder = StageRecorder()
-    wall_ms, steps = _call(runner, recorder, steps=3)
+    (started, ended), steps = _call(runner, recorder, steps=3)
 
     stages = recorder.stages_ms()
     expected = set(CALL_STAGES) - ({TEXT_ENCODE} if family in WITHOUT_TEXT else set())
     assert {stage for stage, value in stages.items() if value is not None} == expected
-    assert all(value > 0 for value in stages.values() if value is not None), stages
-    assert sum(value for value in stages.values() if value is not None) == pytest.approx(wall_ms, rel=0.10)
-    assert recorder.wall_ms == pytest.approx(wall_ms, rel=0.10)
-    # the hooked calls themselves were seen: conditioning (CLIP and/or VAE encode) and decoding
+    assert all(value >= 0 for value in stages.values() if value is not None), stages
+    # consecutive parts of the recorded call: together they are the call, which lies inside the caller's measurement
+    assert sum(value for value in stages.values() if value is not None) == pytest.approx(recorder.wall_ms)
+    assert recorder.call_start is not None and recorder.call_end is not None
+    assert started <= recorder.call_start <= recorder.call_end <= ended
+    # the hooked calls themselves were seen, in call order: conditioning (CLIP and/or VAE encode), the denoising
+    # steps, decoding
     seen = Counter(span.stage for span in recorder.spans)
     assert seen[IMAGE_ENCODE] >= 1 and seen[VAE_DECODE] >= 1
     assert seen[TEXT_ENCODE] == (0 if family in WITHOUT_TEXT else 1)
-    # one timestamp per denoising step, in order, inside the denoising stage
+    spans = recorder.spans
+    assert all(recorder.call_start <= span.start <= span.end <= recorder.call_end for span in spans)
+    conditioning_end = max(span.end for span in spans if span.stage in (TEXT_ENCODE, IMAGE_ENCODE))
+    decode_start = min(span.start for span in spans if span.stage == VAE_DECODE)
+    # one timestamp per denoising step, in order, between conditioning and decoding
     assert steps == [1, 2, 3] and len(recorder.step_ends) == 3
+    assert conditioning_end <= recorder.step_ends[0] and recorder.step_ends[-1] <= decode_start
     assert recorder.step_ends == sorted(recorder.step_ends)
     durations = recorder.step_seconds()
-    assert len(durations) == 3 and all(seconds > 0 for seconds in durations)
+    assert len(durations) == 3 and all(seconds >= 0 for seconds in durations)
     denoise_ms = stages["denoise"]
-    assert denoise_ms is not None and sum(durations) * 1000 <= denoise_ms
+    assert denoise_ms is not None and sum(durations) * 1000 <= denoise_ms * (1 + 1e-9)
     assert recorder.steady_step_seconds() == pytest.approx(statistics.median(durations[1:]))  # first step left out
 
 

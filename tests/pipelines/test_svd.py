@@ -6,18 +6,18 @@ import pytest
 from PIL import Image
 
 from models.resolution import resolve
-from models.tiny import build_svd, write_tiny_wan_lora
 from npc_video_client.contract import ErrorCode, JobStatus, NpcResponseParams
-from pipelines.svd import SVD, motion_bucket_id
+from pipelines.families import SVD, motion_bucket_id
 from tests.support.jobs import envelope, params
+from tests.support.models import write_lora, write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     root = tmp_path_factory.mktemp("svd-model")
-    build_svd(root / "model", seed=0)
-    write_tiny_wan_lora(root / "glow.safetensors", seed=1)
+    write_model("svd", root / "model")
+    write_lora(root / "glow.safetensors", seed=1)  # a Wan LoRA: SVD refuses any before loading it
     return family_runner("svd", root / "model", {"glow": root / "glow.safetensors"})
 
 

@@ -7,16 +7,16 @@ import pytest
 import torch
 from peft.utils import get_peft_model_state_dict
 
-from models.tiny import build_wan22_i2v, write_tiny_wan22_lora
 from tests.support.jobs import envelope
+from tests.support.models import write_lora, write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
     root = tmp_path_factory.mktemp("wan22-i2v-model")
-    build_wan22_i2v(root / "model", seed=0)
-    write_tiny_wan22_lora(root / "shine.safetensors", seed=5)
+    write_model("wan22-i2v", root / "model")
+    write_lora(root / "shine.safetensors", seed=5, family="wan22-i2v", lora_format="kohya")  # as Wan 2.2 LoRAs ship
     return family_runner("wan22-i2v", root / "model", {"shine": root / "shine.safetensors"})
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.tiny import build_wan22_ti2v
 from tests.support.jobs import envelope
+from tests.support.models import write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = tmp_path_factory.mktemp("wan22-ti2v-model") / "model"
-    build_wan22_ti2v(model, seed=0)
+    model = write_model("wan22-ti2v", tmp_path_factory.mktemp("wan22-ti2v-model") / "model")
     return family_runner("wan22-ti2v", model)
 
 

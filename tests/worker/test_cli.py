@@ -94,14 +94,17 @@ def test_schema_of_unknown_kind_is_a_usage_error(tmp_path):
     assert done.stdout == ""
 
 
-# -- make-tiny-model and generate (the tiny model: keep these few) ----------------------------------------
+# -- synthetic write and generate (the tiny model: keep these few) ----------------------------------------
 
 
 @pytest.fixture(scope="module")
 def cli_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Wan checkpoint written by `npc-worker make-tiny-model` (then used by the generate tests)."""
+    """A tiny Wan checkpoint written by `npc-worker synthetic write` (then used by the generate tests)."""
     folder = tmp_path_factory.mktemp("cli-model")
-    done = npc_worker("make-tiny-model", str(folder / "tiny"), cwd=folder)
+    done = npc_worker(
+        "synthetic", "write", "wan21-i2v-14b-480p", str(folder / "tiny"), "--scale", "narrow", "--dtype", "float32",
+        cwd=folder,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(folder / "tiny")
     return folder / "tiny"
@@ -117,16 +120,16 @@ def cli_catalog(tmp_path: Path, cli_model: Path) -> Path:
     return path
 
 
-def test_make_tiny_model_writes_a_diffusers_checkpoint(cli_model):
+def test_synthetic_write_writes_a_diffusers_checkpoint(cli_model):
     index = json.loads((cli_model / "model_index.json").read_text())
     assert index["_class_name"] == "WanImageToVideoPipeline"
     assert (cli_model / "transformer" / "config.json").is_file()
 
 
-def test_make_tiny_model_of_unknown_family_exits_2(tmp_path):
-    done = npc_worker("make-tiny-model", str(tmp_path / "x"), "--family", "sora", cwd=tmp_path)
+def test_synthetic_write_of_an_unknown_model_exits_2(tmp_path):
+    done = npc_worker("synthetic", "write", "sora", str(tmp_path / "x"), cwd=tmp_path)
     assert done.returncode == 2
-    assert "no tiny builder for family 'sora'" in done.stderr and "wan-i2v" in done.stderr
+    assert "unknown synthetic model 'sora'" in done.stderr and "wan21-i2v-14b-480p" in done.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from npc_video_client.contract import ErrorCode, JobStatus
 from pipelines import families
-from pipelines.wan_i2v import WAN_I2V
+from pipelines.families import WAN_I2V
 from tests.support.failing_pipelines import OutOfMemoryWanPipeline
 from tests.support.jobs import data_uri, envelope, png_bytes
 from tests.support.video import decode_mp4, path_of

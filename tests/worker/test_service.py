@@ -11,7 +11,7 @@ import pytest
 from npc_video_client.contract import ErrorCode, JobStatus
 from npc_video_client.names import GROUP
 from pipelines import families
-from pipelines.wan_i2v import WAN_I2V
+from pipelines.families import WAN_I2V
 from tests.support.failing_pipelines import FailingCallWanPipeline, OutOfMemoryWanPipeline
 from tests.support.jobs import envelope
 from tests.support.streams import create_groups, dead_letters, event_types, events, pending_count
@@ -317,10 +317,9 @@ def test_affinity_runs_jobs_for_the_model_on_the_device_first(
     start_worker, producer, redis_client, names, catalog_path, tmp_path
 ):
     from models.residency import weight_bytes
-    from models.tiny import build_wan_i2v
+    from tests.support.models import write_model
 
-    other = tmp_path / "other-model"
-    build_wan_i2v(other, seed=1)
+    other = write_model("wan-i2v", tmp_path / "other-model", seed=1)
     catalog_path.write_text(
         catalog_path.read_text()
         + f'\n[models.other]\nfamily = "wan-i2v"\npath = "{other}"\ndtype = "float32"\n'

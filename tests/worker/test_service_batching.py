@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from npc_video_client.contract import ErrorCode, JobStatus
 from pipelines import families
-from pipelines.wan_i2v import WAN_I2V
+from pipelines.families import WAN_I2V
 from tests.support.jobs import envelope
 from tests.support.streams import event_types, events, pending_count
 from tests.support.waiting import wait_until

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from models.lora_slots import LoraSlots
 from npc_video_client.contract import JobEnvelope
 from tests.support.jobs import envelope, png_bytes
 from worker.job import SilentHooks
@@ -83,7 +84,7 @@ def test_warm_up_compiles_each_preset_shape_so_the_first_job_does_not(
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str((tmp_path / "data" / "compile-cache").resolve())
     assert (tmp_path / "data" / "compile-cache").is_dir()
     adapters = runner.pool.get("tiny-wan").adapters
-    assert adapters.slots is not None and adapters.slots.primed and adapters.loaded == ["glow"]
+    assert isinstance(adapters, LoraSlots) and adapters.primed and adapters.loaded == ["glow"]
     compiled = compilations()
     assert compiled >= 1
     for preset, loras in (("quality", ["sparkle"]), ("realtime", []), ("fast", ["glow:0.5", "comfy"])):

@@ -4,7 +4,7 @@ runs: `npc-worker bench` comes from the top-level `bench` package that way."""
 
 from __future__ import annotations
 
-from worker.cli import contract, dead, demo, jobs, models, relay, serve, status, synthetic, watch
+from worker.cli import contract, dead, demo, jobs, relay, serve, status, synthetic, watch
 from worker.cli.app import app
 from worker.cli.contract import contract_schemas
 from worker.cli.plugins import load_plugins
@@ -18,7 +18,6 @@ __all__ = [
     "jobs",
     "load_plugins",
     "main",
-    "models",
     "relay",
     "serve",
     "status",

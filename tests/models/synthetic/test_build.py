@@ -110,7 +110,7 @@ def test_materializing_a_model_whose_buffers_were_lost_on_meta_is_refused():
 def test_weights_have_the_documented_scales():
     text_encoder = narrow("ltx-video-2b", dtype=torch.float32).text_encoder
     layer = text_encoder.encoder.block[0].layer
-    wi = layer[1].DenseReluDense.wi_0.weight  # Linear(32 -> 64): fan-in scaled normal
+    wi = layer[1].DenseReluDense.wi_0.weight  # Linear(32 -> 32): fan-in scaled normal
     assert float(wi.std()) == pytest.approx(1 / 32**0.5, rel=0.15)
     assert float(text_encoder.shared.weight.std()) == pytest.approx(1.0, rel=0.15)  # embedding: standard normal
     assert torch.equal(layer[0].layer_norm.weight, torch.ones(32))  # norm scales: ones

@@ -1,4 +1,4 @@
-"""`npc-worker synthetic --list`, `synthetic NAME --count` and `make-synthetic-model`, through the real Typer app."""
+"""`npc-worker synthetic list`, `synthetic count NAME` and `synthetic write NAME DIR`, through the real Typer app."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typer.testing import CliRunner
 from models.synthetic import SYNTHETIC_MODELS, build_synthetic_pipeline, count_parameters
 from worker.cli import app
 
-KNOWN = "known: cogvideox-5b-i2v, ltx-video-2b, svd-xt, wan21-i2v-14b-480p, wan21-i2v-14b-720p, wan22-i2v-a14b"
+KNOWN = (
+    "known: cogvideox-5b-i2v, cogvideox15-5b-i2v, ltx-video-2b, ltx-video-2b-090, svd-xt, wan21-i2v-14b-480p, "
+    "wan21-i2v-14b-720p, wan22-i2v-a14b, wan22-ti2v-5b"
+)
 
 
 def public(config: dict[str, object]) -> dict[str, object]:
@@ -25,7 +28,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_list_names_every_model_with_its_family_and_description():
-    code, out, _ = invoke("synthetic", "--list")
+    code, out, _ = invoke("synthetic", "list")
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == len(SYNTHETIC_MODELS)
@@ -35,14 +38,14 @@ def test_list_names_every_model_with_its_family_and_description():
 
 
 def test_count_prints_the_parameter_counts_as_json():
-    code, out, _ = invoke("synthetic", "svd-xt", "--count")
+    code, out, _ = invoke("synthetic", "count", "svd-xt")
     assert code == 0
     counts = json.loads(out)
     assert counts == {"image_encoder": 632_076_800, "vae": 97_742_847, "unet": 1_524_623_082, "total": 2_254_442_729}
 
 
 def test_count_of_the_narrow_scale():
-    code, out, _ = invoke("synthetic", "ltx-video-2b", "--count", "--scale", "narrow")
+    code, out, _ = invoke("synthetic", "count", "ltx-video-2b", "--scale", "narrow")
     assert code == 0
     assert json.loads(out) == count_parameters("ltx-video-2b", "narrow")
     assert json.loads(out)["total"] < 10_000_000
@@ -51,8 +54,8 @@ def test_count_of_the_narrow_scale():
 @pytest.mark.parametrize(
     "args",
     [
-        ("synthetic", "wan-3", "--count"),
-        ("make-synthetic-model", "out", "--config", "wan-3"),
+        ("synthetic", "count", "wan-3"),
+        ("synthetic", "write", "wan-3", "out"),
     ],
 )
 def test_unknown_names_exit_2_listing_the_known_ones(tmp_path, args):
@@ -62,15 +65,16 @@ def test_unknown_names_exit_2_listing_the_known_ones(tmp_path, args):
     assert not (tmp_path / "out").exists()
 
 
-def test_synthetic_without_a_question_exits_2_saying_what_to_ask():
-    code, _, err = invoke("synthetic")
-    assert code == 2 and "--list" in err and "NAME --count" in err
+def test_synthetic_without_a_command_shows_its_commands():
+    code, out, err = invoke("synthetic")
+    assert code == 2
+    assert all(command in out + err for command in ("list", "count", "write"))
 
 
 def test_cuda_device_without_cuda_exits_2(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code, _, err = invoke("make-synthetic-model", str(tmp_path / "m"), "--config", "svd-xt", "--device", "cuda")
+    code, _, err = invoke("synthetic", "write", "svd-xt", str(tmp_path / "m"), "--device", "cuda")
     assert code == 2 and "CUDA" in err
 
 
@@ -82,9 +86,7 @@ def test_written_directory_loads_with_from_pretrained_as_the_built_pipeline(tmp_
     import diffusers
 
     directory = tmp_path / name
-    code, out, err = invoke(
-        "make-synthetic-model", str(directory), "--config", name, "--scale", "narrow", "--seed", "3"
-    )
+    code, out, err = invoke("synthetic", "write", name, str(directory), "--scale", "narrow", "--seed", "3")
     assert code == 0, err
     assert out.strip() == str(directory)
     index = json.loads((directory / "model_index.json").read_text(encoding="utf-8"))
@@ -104,3 +106,39 @@ def test_written_directory_loads_with_from_pretrained_as_the_built_pipeline(tmp_
     assert loaded.tokenizer.vocab_size == built.tokenizer.vocab_size
     assert public(loaded.scheduler.config) == public(built.scheduler.config)
     assert loaded.config.boundary_ratio == built.config.boundary_ratio
+
+
+def test_write_with_loras_writes_them_first_in_the_format_asked(tmp_path: Path):
+    """`--lora` files fit the model: diffusers keys by default, kohya (ComfyUI) keys on request, one seed each."""
+    from diffusers import WanImageToVideoPipeline
+    from safetensors.torch import load_file
+
+    directory, kohya = tmp_path / "wan22", tmp_path / "comfy.safetensors"
+    code, out, err = invoke(
+        "synthetic", "write", "wan22-i2v-a14b", str(directory), "--scale", "narrow", "--dtype", "float32",
+        "--lora", str(kohya), "--lora-format", "kohya", "--lora-rank", "8",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.split() == [str(kohya), str(directory)]
+    tensors = load_file(str(kohya))
+    assert "diffusion_model.blocks.0.self_attn.q.lora_down.weight" in tensors
+    assert tensors["diffusion_model.blocks.0.self_attn.q.lora_down.weight"].shape[0] == 8
+    assert float(tensors["diffusion_model.blocks.0.self_attn.q.alpha"]) == 8.0
+    pipe = WanImageToVideoPipeline.from_pretrained(str(directory))
+    pipe.load_lora_weights(str(kohya), adapter_name="comfy")
+    pipe.load_lora_weights(str(kohya), adapter_name="comfy", load_into_transformer_2=True)
+    assert pipe.get_list_adapters() == {"transformer": ["comfy"], "transformer_2": ["comfy"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "lora_format", "reason"),
+    [("svd-xt", "diffusers", "has no transformer"), ("ltx-video-2b", "kohya", "Wan transformers only")],
+)
+def test_a_lora_the_model_cannot_take_exits_2_before_the_model_is_written(tmp_path: Path, name, lora_format, reason):
+    directory = tmp_path / "model"
+    code, _, err = invoke(
+        "synthetic", "write", name, str(directory), "--scale", "narrow",
+        "--lora", str(tmp_path / "x.safetensors"), "--lora-format", lora_format,
+    )  # fmt: skip
+    assert code == 2 and reason in err
+    assert not directory.exists()

@@ -28,11 +28,17 @@ Counts come from models built on the meta device only. Sources of the pinned fig
 - SVD_UNET, SVD_VAE: Ctrl-Crash (arXiv:2506.00227) Table G.6: UNet 1,524,623,082; VAE-Encoder 34,163,592 and
   VAE-Decoder 63,579,183 (+ the 72-parameter quant_conv between them = 97,742,847).
 
-No exact published count was found for two VAEs; their counts are what the published configs give, pinned here:
+No exact published count was found for three VAEs and the CogVideoX 1.5 transformer; their counts are what the
+published configs give, pinned here:
+- LTX_VAE_090 = 419,193,649 (the 0.9.0 VAE of convert_ltx_to_diffusers.py `get_vae_config("0.9.0")`);
 - LTX_VAE_091 = 934,976,434 (consistent with the 1.87 GB bfloat16 vae/diffusion_pytorch_model.safetensors of
   a-r-r-o-w/LTX-Video-0.9.1-diffusers: 934,976,434 x 2 bytes + 256 latent statistics);
 - COGVIDEOX_VAE = 215,583,907 (consistent with the 862 MB float32 vae/diffusion_pytorch_model.safetensors of
-  THUDM/CogVideoX-5b-I2V: 215,583,907 x 4 bytes).
+  THUDM/CogVideoX-5b-I2V: 215,583,907 x 4 bytes); CogVideoX1.5-5B-I2V ships the same VAE architecture;
+- COGVIDEOX15_I2V_TRANSFORMER = the 1.0 I2V transformer with 2-frame temporal patches (the patch embedding
+  takes 32 x 2 x 2 x 2 inputs instead of 32 x 2 x 2: + 393,216; the output projection gives 16 x 2 x 2 x 2
+  values instead of 16 x 2 x 2: + 196,608 weights + 64 biases) and the ofs embedding (two 512 x 512 linear
+  layers with biases: + 525,312).
 """
 
 from __future__ import annotations
@@ -54,9 +60,11 @@ WAN22_VAE = 704_688_668
 WAN22_I2V_EXPERT = 14_288_491_584 + 20 * 5120 * 2 * 2
 LTX_TRANSFORMER = 1_923_385_472
 T5_XXL_ENCODER = 4_762_310_656
+LTX_VAE_090 = 419_193_649  # pinned from the config (see the module docstring)
 LTX_VAE_091 = 934_976_434  # pinned from the config (see the module docstring)
 COGVIDEOX_I2V_TRANSFORMER = 5_570_283_072 + 16 * 2 * 2 * 3072
 COGVIDEOX_VAE = 215_583_907  # pinned from the config (see the module docstring)
+COGVIDEOX15_I2V_TRANSFORMER = COGVIDEOX_I2V_TRANSFORMER + 393_216 + 196_608 + 64 + 2 * (512 * 512 + 512)
 SVD_UNET = 1_524_623_082
 SVD_VAE_ENCODER, SVD_VAE_DECODER, SVD_VAE_QUANT_CONV = 34_163_592, 63_579_183, 8 * 8 + 8
 SVD_VAE = SVD_VAE_ENCODER + SVD_VAE_DECODER + SVD_VAE_QUANT_CONV
@@ -77,11 +85,17 @@ PUBLISHED: dict[str, dict[str, int]] = {
         "transformer": WAN22_I2V_EXPERT,
         "transformer_2": WAN22_I2V_EXPERT,
     },
+    "ltx-video-2b-090": {"text_encoder": T5_XXL_ENCODER, "vae": LTX_VAE_090, "transformer": LTX_TRANSFORMER},
     "ltx-video-2b": {"text_encoder": T5_XXL_ENCODER, "vae": LTX_VAE_091, "transformer": LTX_TRANSFORMER},
     "cogvideox-5b-i2v": {
         "text_encoder": T5_XXL_ENCODER,
         "vae": COGVIDEOX_VAE,
         "transformer": COGVIDEOX_I2V_TRANSFORMER,
+    },
+    "cogvideox15-5b-i2v": {
+        "text_encoder": T5_XXL_ENCODER,
+        "vae": COGVIDEOX_VAE,
+        "transformer": COGVIDEOX15_I2V_TRANSFORMER,
     },
     "svd-xt": {"image_encoder": VIT_H_14_WITH_PROJECTION, "vae": SVD_VAE, "unet": SVD_UNET},
 }

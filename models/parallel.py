@@ -29,7 +29,7 @@ from npc_video_client.errors import JobError
 from pipelines.family import Family
 
 if TYPE_CHECKING:
-    from models.catalog import ModelEntry
+    from models.catalog import Catalog, ModelEntry
 
 DENOISERS = ("transformer", "transformer_2")
 # Attention backends whose context-parallel ring path gets the log-sum-exp it needs (diffusers attention_dispatch).
@@ -92,8 +92,29 @@ def refusal(name: str, entry: ModelEntry, family: Family, size: int, device: str
     return None
 
 
-def check_divisible(family: Family, tokens_per_frame: int, latent_frames: int, size: int, ulysses: int) -> None:
-    """A job's video tokens are split over the group: their count must divide by the group size."""
+def check_splittable(catalog: Catalog, size: int, device: str) -> None:
+    """At the start of a worker group's member: every catalog model can be split over `size` ranks, else
+    ParallelRefused naming the first that cannot (and how many cannot)."""
+    from pipelines.families import FAMILIES
+
+    reasons = [
+        reason
+        for name, entry in catalog.models.items()
+        if (reason := refusal(name, entry, FAMILIES[entry.family], size, device)) is not None
+    ]
+    if reasons:
+        more = f" (and {len(reasons) - 1} more model(s))" if len(reasons) > 1 else ""
+        raise ParallelRefused(
+            f"a worker group of {size} cannot split {reasons[0]}{more}; give group workers a catalog of models it "
+            "can split (Wan, LTX-Video), and keep the others on single-device workers"
+        )
+
+
+def check_divisible(family: Family, width: int, height: int, frames: int, size: int) -> None:
+    """A job's video tokens are split over the group: their count must divide by the group size (one token per
+    `size_multiple` px square per latent frame: the VAE's compression times the denoiser's patch)."""
+    tokens_per_frame = (width // family.size_multiple) * (height // family.size_multiple)
+    latent_frames = (frames - family.frame_rule.offset) // family.frame_rule.step + 1
     tokens = tokens_per_frame * latent_frames
     if tokens % size == 0:
         return

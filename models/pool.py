@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from models import parallel
 from models.catalog import Catalog, ModelEntry
 from models.identity import model_identity
 from models.lora_slots import LoraSlots
 from models.loras import LoraAdapters, NamedAdapters
-from models import parallel
 from models.parallel import ParallelPlan
 from models.residency import ModelStats, Residency, apply_offload
 from models.speed import apply_speed

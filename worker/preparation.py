@@ -5,11 +5,13 @@ runs the job before (and by in-process runs)."""
 from __future__ import annotations
 
 from models.catalog import Catalog
+from models.parallel import check_divisible
 from models.pool import ModelPool
 from models.resolution import resolve
 from npc_video_client.clock import Stopwatch, now_ms
 from npc_video_client.contract import ErrorCode, JobEnvelope, Timings
 from npc_video_client.errors import DeadlineExceeded, JobCancelled, JobError
+from pipelines.families import FAMILIES
 from worker.images import fit_image, load_base_image
 from worker.job import JobHooks, PreparedJob
 from worker.keys import thumbnail_key, video_key
@@ -42,6 +44,9 @@ class Preparer:
         source, trusted = self._image_source(params.npc_id, params.npc_base_image)
         base = load_base_image(source, self.settings, trusted=trusted)
         request = resolve(params, self.catalog, base.size)
+        if self.settings.group_size > 1:  # a worker group splits the video's tokens over its members
+            family = FAMILIES[request.family]
+            check_divisible(family, request.width, request.height, request.generated_frames, self.settings.group_size)
         fingerprint = request.fingerprint(self.pool.identity(request.model), base.sha256)
         return PreparedJob(
             envelope=envelope,

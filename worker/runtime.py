@@ -89,9 +89,9 @@ def build_info(device: str) -> dict[str, str]:
     }
 
 
-def build_runtime(settings: Settings, group: Channel | None = None) -> Runtime:
-    """`group`: this process's part of a worker group (worker.group), when it is in one."""
-    catalog = load_configured_catalog(settings)
+def build_runtime(settings: Settings, group: Channel | None = None, catalog: Catalog | None = None) -> Runtime:
+    """`group`: this process's part of a worker group (worker.group), when it is in one; `catalog`: already loaded."""
+    catalog = catalog if catalog is not None else load_configured_catalog(settings)
     pool = ModelPool(
         catalog=catalog,
         device=settings.resolved_device(),

@@ -39,7 +39,7 @@ from npc_video_client.names import LANES_BY_PRIORITY, StreamNames
 from worker.device import DeviceStage
 from worker.finishing import FinishStage
 from worker.group.lockstep import Channel, Dismiss, GroupFailure
-from worker.group.membership import join
+from worker.group.membership import join_with
 from worker.health import Health
 from worker.intake import IntakeStage, ReadyJob
 from worker.metrics import WorkerMetrics
@@ -326,10 +326,11 @@ class Worker:
 def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
     """Everything `serve` runs on; an unusable catalog or storage is refused here, before any job. A worker group's
     leader meets its followers first (their models are split over the group as they load)."""
-    group = None
+    group, catalog = None, None
     if settings.group_size > 1:
-        group = Channel(join(settings, settings.resolved_device()))
-    runtime = build_runtime(settings, group)
+        membership, catalog = join_with(settings)
+        group = Channel(membership)
+    runtime = build_runtime(settings, group, catalog)
     runtime.storage.check()
     service = Worker(
         settings=settings,

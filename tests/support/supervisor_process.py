@@ -36,7 +36,10 @@ def free_port_run(count: int) -> int:
 
 
 class SupervisorProcess:
-    def __init__(self, log_dir: Path, devices: str, count: int, consumer: str = "sup", **settings: Any) -> None:
+    def __init__(
+        self, log_dir: Path, devices: str, count: int, consumer: str = "sup", group: int = 1, **settings: Any
+    ) -> None:
+        """`count`: workers (units) with an HTTP port: one per device, or one per group of `group` devices."""
         self.count = count
         self.base_port = free_port_run(count)
         self.log_path = log_dir / "supervisor.log"
@@ -50,7 +53,7 @@ class SupervisorProcess:
         )
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "serve", "--devices", devices],
+            [sys.executable, "-m", "worker", "serve", "--devices", devices, "--group", str(group)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -77,7 +80,11 @@ class SupervisorProcess:
         wait_until(all_ready, timeout_s=timeout_s, interval_s=0.2, what="every worker ready")
 
     def children(self) -> dict[str, int]:
-        """Consumer name -> pid of the supervisor's live children (Linux /proc)."""
+        """Consumer name -> pid of the supervisor's live children (Linux /proc); a group's leader for a group."""
+        return {consumer: pid for (consumer, rank), pid in self.members().items() if rank == 0}
+
+    def members(self) -> dict[tuple[str, int], int]:
+        """(consumer name, group rank) -> pid of the supervisor's live children (Linux /proc)."""
         pid = self.process.pid
         try:
             listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -86,12 +93,16 @@ class SupervisorProcess:
         found = {}
         for child in map(int, listed):
             try:
-                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                environ = dict(
+                    item.split(b"=", 1)
+                    for item in Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                    if b"=" in item
+                )
             except OSError:
                 continue
-            for item in environ:
-                if item.startswith(b"NPC_WORKER_CONSUMER="):
-                    found[item.split(b"=", 1)[1].decode()] = child
+            if b"NPC_WORKER_CONSUMER" in environ:
+                rank = int(environ.get(b"NPC_WORKER_GROUP_RANK", b"0"))
+                found[(environ[b"NPC_WORKER_CONSUMER"].decode(), rank)] = child
         return found
 
     def signal(self, sig: int) -> None:
@@ -105,7 +116,7 @@ class SupervisorProcess:
 
     def close(self) -> None:
         """Never leave a worker behind: the children are killed too when the supervisor is."""
-        children = list(self.children().values())
+        children = list(self.members().values())
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)

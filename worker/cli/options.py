@@ -80,15 +80,20 @@ def read_job_file(job_file: Path) -> str:
 
 
 def start_up(build: Any, settings: Any) -> Any:
-    """Configuration errors (catalog, storage) end the command with their message and exit status 2; an object
-    store that cannot be reached at all with status 3."""
+    """Configuration errors (catalog, storage, a model a worker group cannot split) end the command with their
+    message and exit status 2; an object store that cannot be reached at all, or members of a worker group that did
+    not meet, with status 3."""
     from models.catalog import CatalogError
+    from models.parallel import ParallelRefused
+    from worker.group.membership import GroupStartError
     from worker.storage import StorageConfigError
 
     try:
         return build(settings)
-    except CatalogError as exc:
+    except (CatalogError, ParallelRefused) as exc:
         fail(str(exc))
+    except GroupStartError as exc:
+        fail(str(exc), ExitCode.INFRASTRUCTURE)
     except StorageConfigError as exc:
         unreachable = False
         if settings.storage_url.lower().startswith("s3://"):  # boto3 only where S3 is configured

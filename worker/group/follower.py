@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from worker.group.lockstep import Channel, Dismiss, FollowerCall, GroupFailure
-from worker.group.membership import join, leave
+from worker.group.membership import join_with, leave
 from worker.runtime import build_runtime
 from worker.settings import Settings
 
@@ -21,11 +21,10 @@ log = logging.getLogger(__name__)
 
 def follow(settings: Settings) -> int:
     """Run as a follower until dismissed (0) or the group breaks (1)."""
-    device = settings.resolved_device()
-    membership = join(settings, device)
+    membership, catalog = join_with(settings)
     channel = Channel(membership)
     try:
-        runtime = build_runtime(settings, group=channel)
+        runtime = build_runtime(settings, group=channel, catalog=catalog)
         runtime.pool.get(runtime.catalog.defaults.model)
         channel.ready(settings.group_start_timeout_s)
         log.info("follower %d of %d ready", membership.rank, membership.size)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from models.catalog import Catalog
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,18 @@ class Membership:
     @property
     def leads(self) -> bool:
         return self.rank == 0
+
+
+def join_with(settings: Settings) -> tuple[Membership, Catalog]:
+    """What a member does first: read the catalog and refuse what the group cannot split (before meeting the
+    others, so a misconfigured group ends at once instead of waiting at the rendezvous), then meet them."""
+    from models.parallel import check_splittable
+    from worker.runtime import load_configured_catalog
+
+    device = settings.resolved_device()
+    catalog = load_configured_catalog(settings)
+    check_splittable(catalog, settings.group_size, device)
+    return join(settings, device), catalog
 
 
 def join(settings: Settings, device: str) -> Membership:

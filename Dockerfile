@@ -27,17 +27,17 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 
 WORKDIR /app
 COPY deploy/constraints.txt deploy/constraints.txt
-# The client first: it is the wire contract the worker depends on (npc-video-client==1.2.0), never on PyPI.
 COPY clients/python clients/python
-RUN pip install --no-cache-dir -c deploy/constraints.txt ./clients/python
 COPY pyproject.toml README.md ./
 COPY worker worker
 COPY pipelines pipelines
 COPY models models
 # npc-worker bench (a plugin of npc-worker, entry point group npc_worker.commands): measure on the node itself
 COPY bench bench
+# The client (npc-video-client, the wire contract the worker pins; never on PyPI) and the worker in one pip run,
+# both from this tree and held to the lock: the README's `pip install -c deploy/constraints.txt ./clients/python .`
 # The import check fails the build if pip replaced the CPU torch with another build.
-RUN pip install --no-cache-dir -c deploy/constraints.txt . \
+RUN pip install --no-cache-dir -c deploy/constraints.txt ./clients/python . \
     && python -c "import torch, worker.cli, bench.cli; assert torch.__version__.endswith('+cpu'), torch.__version__"
 
 USER 10001:10001

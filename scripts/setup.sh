@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Set up everything the worker, its demo and its tests need on a fresh Debian/Ubuntu machine:
-# redis-server (when missing), a virtual environment in .venv, torch, and the package with dev extras.
-# Without an NVIDIA GPU it installs the CPU build of torch (pinned, fast); with one, the default CUDA build.
-# Re-running is cheap: finished steps are skipped.
+# redis-server (when missing), a virtual environment in .venv, torch, and the package with dev extras, every
+# distribution at the version the lock deploy/constraints.txt pins (deploy/update-constraints.sh refreshes it).
+# Without an NVIDIA GPU it installs the CPU build of torch (pinned, fast); with one, the default CUDA build (the
+# lock leaves torch out). Re-running is cheap: finished steps are skipped; a changed lock or pyproject.toml
+# installs again.
+#
+# The scripts that build other environments set (developers and CI leave them alone):
+#   NPC_WORKER_VENV       the virtual environment (default .venv)
+#   NPC_WORKER_LOCK       the constraints file installs are held to (default deploy/constraints.txt); "newest":
+#                         the newest versions pyproject.toml allows (deploy/update-constraints.sh only)
+#   NPC_WORKER_CPU_TORCH  torch without a GPU (default torch==2.13.0: a CPU build lies on this kind of machine's
+#                         disk; elsewhere pip may take PyPI's CUDA build of it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
+VENV="${NPC_WORKER_VENV:-.venv}"
+LOCK="${NPC_WORKER_LOCK:-deploy/constraints.txt}"
 CPU_TORCH="${NPC_WORKER_CPU_TORCH:-torch==2.13.0}"
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -40,28 +51,39 @@ if [ ! -f clients/typescript/node_modules/.package-lock.json ] \
     (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    echo "setup: creating .venv" >&2
-    "$PYTHON" -m venv .venv
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
 fi
-PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 pip_install() {  # pip's output goes to a log, shown only when the install fails
-    "${PIP[@]}" install "$@" >.venv/pip-install.log 2>&1 || { cat .venv/pip-install.log >&2; exit 1; }
+    "${PIP[@]}" install "$@" >"$VENV/pip-install.log" 2>&1 || { cat "$VENV/pip-install.log" >&2; exit 1; }
 }
 
-if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-        echo "setup: GPU found: installing the default (CUDA) torch build" >&2
-        pip_install torch
-    else
-        echo "setup: no GPU: installing $CPU_TORCH (CPU build)" >&2
-        pip_install "$CPU_TORCH"
-    fi
+if [ "$LOCK" = newest ]; then
+    held=()
+elif [ -f "$LOCK" ]; then
+    held=(-c "$LOCK")
+else
+    echo "setup: NPC_WORKER_LOCK=$LOCK is not a file; leave it unset for deploy/constraints.txt" >&2
+    exit 2
 fi
 
-stamp=.venv/.npc-worker-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing npc-video-worker with dev extras" >&2
-    pip_install -e clients/python -e ".[dev]"
-    touch "$stamp"
+# torch: a CUDA build where a GPU is (unpinned: the lock leaves torch to the machine), else the pinned CPU build.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    torch_spec=torch
+else
+    torch_spec="$CPU_TORCH"
+fi
+
+# One pip run for torch, the client and the worker, held to the lock. The stamp records what it installed from;
+# any change to the lock, either pyproject.toml or the torch wanted installs again (pip keeps what already fits).
+wanted=$(cat pyproject.toml clients/python/pyproject.toml; echo "lock: $LOCK"; [ "$LOCK" = newest ] || cat "$LOCK"
+    echo "torch: $torch_spec")
+wanted=$(printf '%s' "$wanted" | sha256sum | cut -d' ' -f1)
+stamp="$VENV/.npc-worker-installed"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "setup: installing $torch_spec and npc-video-worker with dev extras (${held[*]:-newest allowed versions})" >&2
+    pip_install "${held[@]}" "$torch_spec" -e clients/python -e ".[dev]"
+    echo "$wanted" >"$stamp"
 fi

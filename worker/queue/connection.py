@@ -105,9 +105,11 @@ def _sentinel_master(settings: Settings, block_ms: int) -> redis.Redis:
     }
     if settings.redis_sentinel_password:
         sentinel_options["password"] = settings.redis_sentinel_password
+    master_name = settings.redis_sentinel_master
+    assert master_name, "Settings refuses NPC_WORKER_REDIS_SENTINELS without NPC_WORKER_REDIS_SENTINEL_MASTER"
     addresses = [_address(text) for text in settings.redis_sentinels]
-    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    master: redis.Redis = sentinel.master_for(settings.redis_sentinel_master, **master_options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_options)
+    master: redis.Redis = sentinel.master_for(master_name, **master_options)
     return master
 
 

@@ -49,8 +49,9 @@ def _command(values: dict[str, Any]) -> list[str]:
         if value is not None:
             shown = redact(value) if option == "redis_url" else str(value)
             command += [f"--{option.replace('_', '-')}", shown]
-    if values["burst"]:
-        command += ["--burst", str(values["burst"])]
+    for option in ("burst", "warm"):
+        if values[option]:
+            command += [f"--{option}", str(values[option])]
     for option in ("override", "setting"):
         for value in values[option] or []:
             command += [f"--{option}", value]
@@ -90,6 +91,14 @@ def bench(
         typer.Option(
             min=0,
             help="--through queue: after each row, N jobs at once: throughput, device busy fraction, gaps, batches",
+        ),
+    ] = 0,
+    warm: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="--through queue: after each row, N reactions cold, warmed, and with a warm backlog; previews "
+            "(bench.warming)",
         ),
     ] = 0,
     loras: Annotated[
@@ -165,6 +174,7 @@ def _plan(values: dict[str, Any], out: Path) -> Any:
             worker_settings=settings,
             command=_command(values),
             burst=values["burst"],
+            warm=values["warm"],
             loras=check_loras(values["loras"], catalog),
             swap_with=check_swap_with(values["swap_with"], models, catalog),
         )

@@ -85,6 +85,12 @@ def _conditioning(row: dict[str, Any]) -> str:
     return "" if first is None and cached is None else f"{_number(first)} / {_number(cached)}"
 
 
+def _warm(warm: dict[str, Any] | None) -> str:
+    if not warm:
+        return "-"
+    return " / ".join(_number(warm[name], 1) for name in ("cold_p50_ms", "warmed_p50_ms", "backlog_p50_ms"))
+
+
 def _burst(burst: dict[str, Any] | None) -> str:
     if not burst:
         return ""
@@ -114,6 +120,7 @@ RESULT_COLUMNS: list[Column] = [
     ("% of peak", lambda row: _percent(row["peak_fraction"])),
     ("conditioning ms: first / cached", _conditioning),
     ("burst: jobs/s, device busy, gap p50 ms", lambda row: _burst(row.get("burst"))),
+    ("warm: cold / warmed / with backlog p50 ms", lambda row: _warm(row.get("warm"))),
 ]
 
 

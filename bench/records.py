@@ -87,6 +87,7 @@ class Row:
     condition_first_ms: float | None = None  # the row's first run: prompt and image not yet cached
     condition_ms: float | None = None  # p50 of the measured runs (cached after the first)
     burst: dict[str, Any] | None = None  # bench.burst.Burst, with --burst
+    warm: dict[str, Any] | None = None  # bench.warming.WarmFigures, with --warm
     first_run_stages: dict[str, float | None] | None = None  # the row's first run (warm-up or not): cold costs
     host_rss_start_bytes: int | None = None  # resident set before the first measured run (after the warm-up)
 

@@ -50,11 +50,21 @@ CSV_TRAILING = [
     "condition_ms",
 ]
 BURST_COLUMNS = ["jobs", "jobs_per_s", "busy_fraction", "gap_ms_p50", "gap_ms_p95"]
+WARM_COLUMNS = [
+    "cold_p50_ms",
+    "warmed_p50_ms",
+    "backlog_p50_ms",
+    "start_after_arrival_ms_p50",
+    "step_ms_p50",
+    "first_preview_after_first_step_ms",
+    "preview_step_overhead",
+]
 CSV_COLUMNS = [
     *CSV_LEADING,
     *(f"{stage}_ms" for stage in STAGES),
     *CSV_TRAILING,
     *(f"burst_{name}" for name in BURST_COLUMNS),
+    *(f"warm_{name}" for name in WARM_COLUMNS),
 ]
 
 
@@ -78,6 +88,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         line = {column: row.get(column) for column in (*CSV_LEADING, *CSV_TRAILING)}
         line.update({f"{stage}_ms": row["stages"].get(stage) for stage in STAGES})
         line.update({f"burst_{name}": (row.get("burst") or {}).get(name) for name in BURST_COLUMNS})
+        line.update({f"warm_{name}": (row.get("warm") or {}).get(name) for name in WARM_COLUMNS})
         writer.writerow({key: "" if value is None else value for key, value in line.items()})
     replace_file(path, buffer.getvalue())
 

@@ -30,6 +30,7 @@ from bench.options import BenchUsageError, Setting
 from bench.psnr import BASELINE_SETTING, Output, json_psnr, row_psnr
 from bench.queue import QueueGroup, bench_redis
 from bench.records import STAGES, Row, RunRecord, median_or_none, summarize
+from bench.warming import WarmFigures, WarmScenario
 from bench.worker_api import Settings
 from models.catalog import Catalog
 from npc_video_client.contract import QualityPreset, describe_validation_error
@@ -71,6 +72,7 @@ class BenchPlan:
     worker_settings: Settings
     command: list[str]
     burst: int = 0  # with --through queue: N jobs submitted at once after each row's runs (bench.burst)
+    warm: int = 0  # with --through queue: the warm-lane and preview scenario with N reactions (bench.warming)
     loras: list[str] = field(default_factory=list)  # --loras: run i of every row takes loras[i % len(loras)]
     swap_with: str | None = None  # --swap-with: brought onto the device before each in-process run
 
@@ -80,12 +82,16 @@ class BenchPlan:
 
     @property
     def total_runs(self) -> int:
-        return self.total_rows * (self.warmup + self.repeats + (1 if self.burst else 0))
+        return self.total_rows * (self.warmup + self.repeats + (1 if self.burst else 0) + (1 if self.warm else 0))
 
     def check(self) -> None:
         """Build every derived catalog and worker settings in memory: what does not validate is refused now."""
         if self.burst and self.through != THROUGH_QUEUE:
             raise BenchUsageError("--burst measures a full queue: it needs --through queue")
+        if self.warm and self.through != THROUGH_QUEUE:
+            raise BenchUsageError(
+                "--warm measures the warm lane and previews as a producer sees them: it needs --through queue"
+            )
         if self.swap_with and self.through != THROUGH_IN_PROCESS:
             raise BenchUsageError("--swap-with moves models inside this process: it needs --through in-process")
         for model in self.models:
@@ -219,8 +225,9 @@ class Session:
         worker_settings = plan.settings_for(setting)
         if redis_url is not None and not setting.stock:
             log_path = plan.out / "logs" / f"serve-{_slug(model)}--{setting.name}.log"
+            env = {**setting.worker, **({"preview_interval_ms": 0} if plan.warm else {})}  # a preview at every step
             group = QueueGroup(
-                worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path, env=setting.worker
+                worker_settings, catalog_path, directory, redis_url=redis_url, log_path=log_path, env=env
             )
         else:  # stock is the bare pipeline call: in this process whatever --through says
             group = InProcessGroup(
@@ -269,6 +276,7 @@ class Session:
         assert first is not None  # repeats >= 1
         summary = summarize(records)
         burst = self._burst(group, number, preset) if plan.burst and isinstance(group, QueueGroup) else None
+        warm = self._warm(group, number, preset) if plan.warm and isinstance(group, QueueGroup) else None
         measured = records[0]
         flops = self._flops(group, measured)
         flops_per_step = flops.flops_per_step if flops else None
@@ -308,6 +316,7 @@ class Session:
             condition_first_ms=first.condition_ms,
             condition_ms=median_or_none([r.condition_ms for r in records if r.condition_ms is not None]),
             burst=burst.to_json() if burst else None,
+            warm=warm.to_json() if warm else None,
             first_run_stages={stage: first.stages.get(stage) for stage in STAGES},
             host_rss_start_bytes=rss_start,
         )
@@ -322,6 +331,18 @@ class Session:
         burst = group.burst(documents)
         self.advance(f"burst of {plan.burst}")
         return burst
+
+    def _warm(self, group: QueueGroup, number: int, preset: QualityPreset) -> WarmFigures:
+        plan = self.plan
+
+        def reaction(job_id: str, index: int) -> dict[str, Any]:
+            document = envelope(job_id, plan.image_uri, preset, 0, plan.overrides)
+            document["params"]["expression"] = f"reaction {index}"  # each reaction its own video
+            return document
+
+        figures = WarmScenario(group.client, reaction, plan.warm, f"bench-{self.token}-{number}").measure()
+        self.advance(f"warm scenario of {plan.warm} reactions")
+        return figures
 
     def _flops(self, group: Group, record: RunRecord) -> StepFlops | None:
         family = self.plan.catalog.models[record.ran_model].family

@@ -91,7 +91,13 @@ def test_the_recorded_command_line_hides_a_redis_password() -> None:
     from bench.cli import VALUE_OPTIONS, _command
 
     def recorded(url: str) -> list[str]:
-        values = dict.fromkeys(VALUE_OPTIONS) | {"redis_url": url, "override": None, "setting": None, "burst": 0}
+        values = dict.fromkeys(VALUE_OPTIONS) | {
+            "redis_url": url,
+            "override": None,
+            "setting": None,
+            "burst": 0,
+            "warm": 0,
+        }
         return _command(values)
 
     assert recorded("redis://:s3cret@cache:6379/0") == [

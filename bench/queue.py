@@ -57,6 +57,15 @@ def bench_redis(url: str | None) -> Iterator[str]:
         raise BenchError(f"--through queue needs a Redis: {exc}, or give --redis-url") from exc
 
 
+def group_devices(device: str, size: int) -> list[str]:
+    """The serve child's device flags: `--device D` for one process, or `--devices ... --group N` for a worker group
+    (`--setting g4:worker.group_size=4`: the first N GPUs, or N CPU processes); its leader serves the HTTP port."""
+    if size <= 1:
+        return ["--device", device]
+    devices = ",".join(["cpu"] * size) if device == "cpu" else ",".join(str(index) for index in range(size))
+    return ["--devices", devices, "--group", str(size)]
+
+
 class ServeProcess:
     """`npc-worker serve` as a child process; stopped with SIGTERM (the worker finishes and exits 0)."""
 
@@ -85,7 +94,7 @@ class ServeProcess:
         )
         env.update({f"NPC_WORKER_{name.upper()}": str(value) for name, value in (worker_env or {}).items()})
         command = [*SERVE_COMMAND, "--catalog", str(catalog), "--storage-url", storage_url]
-        command += ["--device", settings.device]
+        command += group_devices(settings.device, int((worker_env or {}).get("group_size", 1)))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -119,7 +119,7 @@ class _WarmCacheCollector(Collector):
 
 
 class WorkerMetrics:
-    def __init__(self, models: Iterable[str] = (), build: dict[str, str] | None = None) -> None:
+    def __init__(self, models: Iterable[str] = (), build: dict[str, str] | None = None, group_size: int = 1) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -202,6 +202,12 @@ class WorkerMetrics:
         )
         if build is not None:
             self.build_info.labels(**build).set(1)
+        self.group_size = Gauge(
+            "npc_worker_group_size",
+            "devices this consumer runs each job on: 1 on its own, N for a worker group's leader",
+            registry=self.registry,
+        )
+        self.group_size.set(group_size)
 
     # -- what the service reports -------------------------------------------------------------------------
     def observe_final(self, result: JobResult) -> None:

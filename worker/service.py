@@ -338,7 +338,9 @@ def build_worker(settings: Settings, shutdown: ShutdownFlag) -> Worker:
         client=open_redis(settings),
         consumer=consumer_name(settings, runtime.pool.device),
         shutdown=shutdown,
-        metrics=WorkerMetrics(models=runtime.catalog.models, build=build_info(runtime.pool.device)),
+        metrics=WorkerMetrics(
+            models=runtime.catalog.models, build=build_info(runtime.pool.device), group_size=settings.group_size
+        ),
     )
     watch_metrics(service)
     return service

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.queue import group_devices
 from tests.bench.conftest import load_valid_results, npc_worker_bench
 
 QUEUE_STAGES = {"queue", "prepare", "load", "generate", "encode", "upload", "transport"}
@@ -100,3 +101,9 @@ def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert {"warm_cold_p50_ms", "warm_warmed_p50_ms", "warm_preview_step_overhead"} <= set(header)
     assert list(redis.Redis.from_url(redis_url).scan_iter(match="npc-bench-*")) == []
+
+
+def test_the_serve_child_runs_a_group_setting_as_a_worker_group():
+    assert group_devices("cuda", 1) == ["--device", "cuda"]
+    assert group_devices("cuda", 4) == ["--devices", "0,1,2,3", "--group", "4"]
+    assert group_devices("cpu", 2) == ["--devices", "cpu,cpu", "--group", "2"]

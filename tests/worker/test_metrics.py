@@ -153,3 +153,8 @@ def test_heartbeat_age_and_device_memory_are_read_at_scrape_time():
     beat[0] = time.monotonic() - 7
     assert metrics.registry.get_sample_value("npc_heartbeat_age_seconds") == pytest.approx(7, abs=1)
     assert metrics.registry.get_sample_value("npc_device_memory_bytes", {"kind": "peak"}) == 4.0
+
+
+def test_the_group_size_gauge_says_how_many_devices_each_job_runs_on():
+    assert "npc_worker_group_size 1.0" in generate_latest(WorkerMetrics().registry).decode()
+    assert "npc_worker_group_size 4.0" in generate_latest(WorkerMetrics(group_size=4).registry).decode()

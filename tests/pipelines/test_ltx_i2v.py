@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 from tests.support.jobs import envelope
-from tests.support.models import write_model
 from worker.jobs import JobRunner, SilentHooks
 from worker.payload import parse_envelope
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> JobRunner:
-    model = write_model("ltx-i2v", tmp_path_factory.mktemp("ltx-model") / "model")
-    return family_runner("ltx-i2v", model)
+def runner(model_dir, family_runner) -> JobRunner:
+    return family_runner("ltx-i2v", model_dir("ltx-i2v"))
 
 
 def test_snaps_to_the_32_pixel_grid_and_8k_plus_1_frames(runner: JobRunner, video_of) -> None:

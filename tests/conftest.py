@@ -29,9 +29,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+ModelDirs = Callable[..., Path]
+
+
 @pytest.fixture(scope="session")
-def tiny_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model("wan-i2v", tmp_path_factory.mktemp("models") / "tiny-wan-i2v")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
+    """`model_dir(family, seed=0)`: the family's narrow model (tests.support.models), written once per session.
+    Tests only read these directories; one that edits a checkpoint writes its own copy."""
+    root = tmp_path_factory.mktemp("models")
+    written: dict[tuple[str, int], Path] = {}
+
+    def get(family: str, seed: int = 0) -> Path:
+        if (family, seed) not in written:
+            written[family, seed] = write_model(family, root / f"{family}-seed{seed}", seed=seed)
+        return written[family, seed]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_wan_dir(model_dir: ModelDirs) -> Path:
+    return model_dir("wan-i2v")
 
 
 @pytest.fixture(scope="session")

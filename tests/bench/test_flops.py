@@ -4,6 +4,7 @@ and its token counts checked against what each family's transformer actually rec
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from bench.flops import (
 from npc_video_client.contract import QualityPreset
 from pipelines.families import FAMILIES
 from pipelines.request import ResolvedRequest
-from tests.support.models import write_model
 
 # The published Wan 2.1 I2V 14B transformer config (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers).
 WAN_14B = {
@@ -100,9 +100,8 @@ def test_guidance_passes() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("flops-models")
-    return {family: write_model(family, root / family) for family in TRANSFORMER_FAMILIES}
+def tiny_dirs(model_dir: Callable[..., Path]) -> dict[str, Path]:
+    return {family: model_dir(family) for family in TRANSFORMER_FAMILIES}
 
 
 def test_the_formula_equals_torchs_flop_count_of_a_real_transformer(tiny_dirs: dict[str, Path]) -> None:

@@ -50,11 +50,10 @@ def test_seeded_output_is_the_same_on_cuda_twice_within_one_level(make_runner, t
     assert int(np.abs(first.astype(np.int16) - second.astype(np.int16)).max()) <= 1
 
 
-def test_offloaded_model_really_leaves_the_device(make_runner, tiny_wan_dir, tmp_path):
+def test_offloaded_model_really_leaves_the_device(make_runner, model_dir):
     from models.residency import weight_bytes
-    from tests.support.models import write_model
 
-    other = write_model("wan-i2v", tmp_path / "other", seed=1)
+    other = model_dir("wan-i2v", seed=1)
     extra = f'[models.other]\nfamily = "wan-i2v"\npath = "{other}"\ndtype = "float32"\n'
     extra += '[styles.anime]\nmodel = "other"\n'
     probe = make_runner(device="cuda")

@@ -14,7 +14,6 @@ from models.catalog import CatalogError, load_catalog
 from models.residency import weight_bytes
 from npc_video_client.contract import JobResult, JobStatus
 from tests.support.jobs import envelope
-from tests.support.models import write_model
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -23,8 +22,8 @@ OTHER = "other-wan"
 
 
 @pytest.fixture(scope="module")
-def other_wan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model("wan-i2v", tmp_path_factory.mktemp("models") / "tiny-wan-i2v-seed1", seed=1)
+def other_wan_dir(model_dir: Callable[..., Path]) -> Path:
+    return model_dir("wan-i2v", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from npc_video_client.errors import JobCancelled
 from pipelines.batching import ForwardBatcher, member_pipeline, run_batch
 from pipelines.runner import run_pipeline
 from tests.support.jobs import data_uri, envelope, png_bytes
-from tests.support.models import FAMILIES, write_model
+from tests.support.models import FAMILIES
 from worker.job import PreparedJob, SilentHooks
 from worker.runtime import Runtime
 
@@ -26,9 +26,8 @@ MAX_DIFFERENT_FRACTION = 0.01
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("batch-models")
-    return {family: write_model(family, root / family) for family in FAMILIES}
+def model_dirs(model_dir: Callable[..., Path]) -> dict[str, Path]:
+    return {family: model_dir(family) for family in FAMILIES}
 
 
 def _prepared(runner: Runtime, job_id: str, **params: Any) -> PreparedJob:

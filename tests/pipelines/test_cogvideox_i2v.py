@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.jobs import envelope
-from tests.support.models import write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = write_model("cogvideox-i2v", tmp_path_factory.mktemp("cogvideox-model") / "model")
-    return family_runner("cogvideox-i2v", model)
+def runner(model_dir, family_runner) -> Runtime:
+    return family_runner("cogvideox-i2v", model_dir("cogvideox-i2v"))
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import torch
 from npc_video_client.contract import JobEnvelope
 from pipelines.conditioning import ConditionCache, size_of
 from tests.support.jobs import envelope
-from tests.support.models import FAMILIES, write_model
+from tests.support.models import FAMILIES
 from worker.job import SilentHooks
 from worker.runtime import Runtime
 
@@ -24,9 +24,8 @@ ENCODERS = ("text_encoder", "image_encoder")
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("condition-models")
-    return {family: write_model(family, root / family) for family in FAMILIES}
+def model_dirs(model_dir: Callable[..., Path]) -> dict[str, Path]:
+    return {family: model_dir(family) for family in FAMILIES}
 
 
 def _count_encoder_calls(pipe: Any) -> Counter[str]:

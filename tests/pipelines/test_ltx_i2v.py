@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 
 from tests.support.jobs import envelope
-from tests.support.models import write_model
 from worker.job import SilentHooks
 from worker.payload import parse_envelope
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = write_model("ltx-i2v", tmp_path_factory.mktemp("ltx-model") / "model")
-    return family_runner("ltx-i2v", model)
+def runner(model_dir, family_runner) -> Runtime:
+    return family_runner("ltx-i2v", model_dir("ltx-i2v"))
 
 
 def test_snaps_to_the_32_pixel_grid_and_8k_plus_1_frames(runner: Runtime, video_of) -> None:

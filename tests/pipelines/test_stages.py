@@ -34,7 +34,7 @@ from pipelines.stages import (
     recording,
 )
 from tests.support.jobs import envelope
-from tests.support.models import FAMILIES, write_model
+from tests.support.models import FAMILIES
 from worker.job import SilentHooks
 from worker.runtime import Runtime
 
@@ -43,9 +43,8 @@ WITHOUT_TEXT = {"svd"}
 
 
 @pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("stage-models")
-    return {family: write_model(family, root / family) for family in FAMILIES}
+def model_dirs(model_dir: Callable[..., Path]) -> dict[str, Path]:
+    return {family: model_dir(family) for family in FAMILIES}
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,14 @@ from models.resolution import resolve
 from npc_video_client.contract import ErrorCode, JobStatus, NpcResponseParams
 from pipelines.families import SVD, motion_bucket_id
 from tests.support.jobs import envelope, params
-from tests.support.models import write_lora, write_model
+from tests.support.models import write_lora
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    root = tmp_path_factory.mktemp("svd-model")
-    write_model("svd", root / "model")
-    write_lora(root / "glow.safetensors", seed=1)  # a Wan LoRA: SVD refuses any before loading it
-    return family_runner("svd", root / "model", {"glow": root / "glow.safetensors"})
+def runner(model_dir, tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
+    glow = write_lora(tmp_path_factory.mktemp("svd-lora") / "glow.safetensors", seed=1)  # SVD refuses any LoRA
+    return family_runner("svd", model_dir("svd"), {"glow": glow})
 
 
 def test_snaps_to_the_64_pixel_grid_and_reports_no_prompt(runner: Runtime, video_of) -> None:

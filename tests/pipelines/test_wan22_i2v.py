@@ -8,16 +8,15 @@ import torch
 from peft.utils import get_peft_model_state_dict
 
 from tests.support.jobs import envelope
-from tests.support.models import write_lora, write_model
+from tests.support.models import write_lora
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    root = tmp_path_factory.mktemp("wan22-i2v-model")
-    write_model("wan22-i2v", root / "model")
-    write_lora(root / "shine.safetensors", seed=5, family="wan22-i2v", lora_format="kohya")  # as Wan 2.2 LoRAs ship
-    return family_runner("wan22-i2v", root / "model", {"shine": root / "shine.safetensors"})
+def runner(model_dir, tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
+    shine = tmp_path_factory.mktemp("wan22-lora") / "shine.safetensors"
+    write_lora(shine, seed=5, family="wan22-i2v", lora_format="kohya")  # kohya keys, as Wan 2.2 LoRAs ship
+    return family_runner("wan22-i2v", model_dir("wan22-i2v"), {"shine": shine})
 
 
 def test_snaps_to_the_grid_and_frame_rule_and_runs_both_experts(runner: Runtime, video_of) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.jobs import envelope
-from tests.support.models import write_model
 from worker.runtime import Runtime
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory, family_runner) -> Runtime:
-    model = write_model("wan22-ti2v", tmp_path_factory.mktemp("wan22-ti2v-model") / "model")
-    return family_runner("wan22-ti2v", model)
+def runner(model_dir, family_runner) -> Runtime:
+    return family_runner("wan22-ti2v", model_dir("wan22-ti2v"))
 
 
 def test_snaps_to_the_32_pixel_grid_and_4k_plus_1_frames(runner: Runtime, video_of) -> None:

@@ -314,12 +314,11 @@ def test_a_corrupt_stored_result_does_not_stop_the_worker(start_worker, producer
 
 
 def test_affinity_runs_jobs_for_the_model_on_the_device_first(
-    start_worker, producer, redis_client, names, catalog_path, tmp_path
+    start_worker, producer, redis_client, names, catalog_path, model_dir
 ):
     from models.residency import weight_bytes
-    from tests.support.models import write_model
 
-    other = write_model("wan-i2v", tmp_path / "other-model", seed=1)
+    other = model_dir("wan-i2v", seed=1)
     catalog_path.write_text(
         catalog_path.read_text()
         + f'\n[models.other]\nfamily = "wan-i2v"\npath = "{other}"\ndtype = "float32"\n'

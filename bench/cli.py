@@ -81,7 +81,7 @@ def bench(
         ),
     ] = None,
     through: Annotated[
-        Through, typer.Option(help="in-process: the worker's JobRunner here; queue: Redis + an npc-worker serve child")
+        Through, typer.Option(help="in-process: the worker's stages here; queue: Redis + an npc-worker serve child")
     ] = Through.IN_PROCESS,
     redis_url: Annotated[
         str | None, typer.Option(help="--through queue: this Redis (default: a throw-away one)")

@@ -1,4 +1,4 @@
-"""Runs in this process: through the worker's JobRunner (the default), or the bare diffusers call (`stock`).
+"""Runs in this process: through the worker's stages (the default), or the bare diffusers call (`stock`).
 
 A group is one (model, setting) of the matrix: one runner built as the worker builds it, on the derived catalog,
 with its own scratch storage (so no run can be a cache hit of another setting's output).

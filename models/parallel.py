@@ -123,7 +123,7 @@ def check_divisible(family: Family, width: int, height: int, frames: int, size: 
         f"this worker group splits a video's tokens over {size} devices, and this request has {tokens} "
         f"({latent_frames} latent frames x {tokens_per_frame} per frame, one per {family.size_multiple} px square): "
         f"choose a width and height whose {family.size_multiple}-px cells number a multiple of {size} "
-        f"(e.g. both sides multiples of {family.size_multiple * 2 if size <= 4 else family.size_multiple * 4} px)",
+        f"(e.g. a width that is a multiple of {family.size_multiple * size} px)",
     )
 
 

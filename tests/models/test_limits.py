@@ -19,8 +19,7 @@ from pipelines.limits import ModelLimits
 from tests.support.catalogs import write_catalog
 from tests.support.jobs import data_uri, envelope, png_bytes
 from tests.support.models import write_model
-from worker.jobs import JobRunner
-from worker.runtime import build_runner
+from worker.runtime import Runtime, build_runtime
 from worker.settings import Settings
 
 RUN = {"steps": 1, "fps": 8}
@@ -34,9 +33,9 @@ def edited(directory: Path, component: str, **values: Any) -> Path:
     return directory
 
 
-def runner_for(root: Path, family: str, model: str) -> JobRunner:
+def runner_for(root: Path, family: str, model: str) -> Runtime:
     text = f'[defaults]\nmodel = "m"\n\n[models.m]\nfamily = "{family}"\n{model}\ndtype = "float32"\n'
-    return build_runner(
+    return build_runtime(
         Settings(
             catalog=write_catalog(root, text),
             device="cpu",
@@ -46,7 +45,7 @@ def runner_for(root: Path, family: str, model: str) -> JobRunner:
     )
 
 
-def refused(runner: JobRunner, job_id: str, **params: Any) -> str:
+def refused(runner: Runtime, job_id: str, **params: Any) -> str:
     """The job's error message, after checking it ended as invalid_params without loading the model."""
     result = runner.run(envelope(job_id, **params))
     assert (result.status, result.error_code) == (JobStatus.FAILED, ErrorCode.INVALID_PARAMS), result.error_message
@@ -54,32 +53,32 @@ def refused(runner: JobRunner, job_id: str, **params: Any) -> str:
     return result.error_message or ""
 
 
-def completed(runner: JobRunner, job_id: str, **params: Any) -> JobResult:
+def completed(runner: Runtime, job_id: str, **params: Any) -> JobResult:
     result = runner.run(envelope(job_id, **params))
     assert result.status == JobStatus.COMPLETED, result.error_message
     return result
 
 
 @pytest.fixture(scope="module")
-def short_wan(tmp_path_factory: pytest.TempPathFactory) -> JobRunner:
+def short_wan(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
     """Wan 2.1 whose rotary tables cover 8 positions per axis: 8 latent frames (29 frames), sides up to 128 px."""
     root = tmp_path_factory.mktemp("short-wan")
     model = edited(write_model("wan-i2v", root / "model"), "transformer", rope_max_seq_len=8)
     return runner_for(root, "wan-i2v", f'path = "{model}"')
 
 
-def test_a_duration_beyond_the_wan_rotary_table_is_refused_naming_the_limit(short_wan: JobRunner) -> None:
+def test_a_duration_beyond_the_wan_rotary_table_is_refused_naming_the_limit(short_wan: Runtime) -> None:
     message = refused(short_wan, "long", duration=12.0, width=64, height=64, **RUN)
     assert "at most 29 frames" in message and "193" in message  # 12 s of 16 fps motion: 193 frames (4k+1)
     assert "rope_max_seq_len = 8" in message and "shorter duration" in message
 
 
-def test_a_side_beyond_the_wan_rotary_table_is_refused(short_wan: JobRunner) -> None:
+def test_a_side_beyond_the_wan_rotary_table_is_refused(short_wan: Runtime) -> None:
     message = refused(short_wan, "wide", width=144, height=64, duration=0.5, **RUN)
     assert "144x64" in message and "at most 128x128" in message and "smaller width or height" in message
 
 
-def test_requests_at_the_edges_of_the_wan_tables_run(short_wan: JobRunner) -> None:
+def test_requests_at_the_edges_of_the_wan_tables_run(short_wan: Runtime) -> None:
     widest = completed(short_wan, "widest", width=128, height=32, duration=0.25, **RUN)
     longest = completed(short_wan, "longest", width=32, height=128, duration=1.75, **RUN)  # 29 frames at 16 fps
     assert (widest.width, longest.height, longest.generated_frames) == (128, 128, 29)

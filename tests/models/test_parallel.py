@@ -79,3 +79,7 @@ def test_a_job_whose_tokens_the_group_cannot_divide_is_invalid_params():
         check_divisible(FAMILIES["wan-i2v"], 48, 48, 9, 2)  # 3 x 9 cells: odd
     assert refused.value.code is ErrorCode.INVALID_PARAMS
     assert "27 (3 latent frames x 9 per frame" in refused.value.message and "multiple of 2" in refused.value.message
+    assert "a width that is a multiple of 32 px" in refused.value.message
+    check_divisible(FAMILIES["wan-i2v"], 96, 48, 9, 3)  # what the message suggests for 3 devices divides
+    with pytest.raises(JobError, match="a width that is a multiple of 48 px"):
+        check_divisible(FAMILIES["wan-i2v"], 64, 64, 5, 3)  # 2 latent frames x 16 cells

@@ -19,12 +19,12 @@ for name in ("boto3", "botocore", "s3transfer"):
     sys.modules[name] = None  # `import boto3` now raises ImportError, as where it is not installed
 import bench.cli, bench.session, worker.cli, worker.service
 from worker.cli import app, load_plugins
-from worker.runtime import build_runner
+from worker.runtime import build_runtime
 from worker.settings import Settings
 
 load_plugins(app)
-runner = build_runner(Settings(catalog=sys.argv[1], device="cpu", storage_url=sys.argv[2]))
-result = runner.run(json.loads(sys.argv[3]))
+runtime = build_runtime(Settings(catalog=sys.argv[1], device="cpu", storage_url=sys.argv[2]))
+result = runtime.run(json.loads(sys.argv[3]))
 loaded = sys.modules.get("boto3") is not None
 print(json.dumps({"status": result.status.value, "error": result.error_message, "boto": loaded}))
 """

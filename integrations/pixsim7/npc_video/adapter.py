@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from pixsim7.backend.main.domain import Generation, OperationType, ProviderStatus
@@ -31,6 +32,7 @@ from npc_video_client.aio import AsyncNpcVideoClient
 from npc_video_client.client_errors import JobAlreadyEnded, RedisUnavailable, UnknownJob
 from npc_video_client.contract import JobStateStatus
 from npc_video_client.protocol import CancelOutcome, JobRejected
+from npc_video_client.warming import WarmStatus
 
 from .config import Settings
 from .images import ResolveSource, worker_image
@@ -87,12 +89,8 @@ class NpcVideoProvider(Provider):
         image as the workers read it, the lane of the generation's priority and the generation's ids."""
         if generation.id is None:
             raise ProviderError("the generation has no id yet; pixsim7 saves it before running it", retryable=False)
-        params = dict(mapped_params["npc_params"])
-        source = mapped_params.get("base_image_source")
-        if source is not None:
-            params["npc_base_image"] = await worker_image(source, generation.user_id, resolve_source_fn)
         return {
-            "npc_params": params,
+            "npc_params": await self._job_params(mapped_params, generation.user_id, resolve_source_fn),
             "lane": lane_for(generation.priority).value,
             "metadata": {"generation_id": generation.id, "user_id": generation.user_id},
         }
@@ -166,6 +164,54 @@ class NpcVideoProvider(Provider):
         if outcome is CancelOutcome.UNKNOWN:
             log.warning("cancel of npc-video job %s: no such job (its state and result expired?)", provider_job_id)
         return outcome is CancelOutcome.CANCELLED
+
+    async def warm(
+        self, generations: Sequence[dict[str, Any]], *, user_id: int, resolve_source_fn: ResolveSource
+    ) -> list[str]:
+        """Have an NPC's likely reactions made before they are asked for (e.g. when it enters the player's scene):
+        each item is the params of a generation the game may create later, as it will create it (`npc_params`, the
+        prompt, `composition_assets`, ...). Each becomes a warm job with exactly the params that generation's job
+        will have (mapped and its image resolved as for a generation), so when it comes its video is already
+        stored (or being made). Warming the same reactions again is harmless. Returns the warm job ids."""
+        jobs = await self._warm_params(generations, user_id, resolve_source_fn)
+        client = await self._client()
+        try:
+            ids = await client.warm({}, jobs, metadata={"user_id": user_id})
+        except JobRejected as exc:
+            raise ProviderError(str(exc), error_code=GenerationErrorCode.PARAM_INVALID.value, retryable=False) from exc
+        except RedisUnavailable as exc:
+            raise unavailable(exc) from exc
+        log.info("npc-video: %d reaction(s) of user %s warming", len(ids), user_id)
+        return ids
+
+    async def warm_status(
+        self, generations: Sequence[dict[str, Any]], *, user_id: int, resolve_source_fn: ResolveSource
+    ) -> WarmStatus:
+        """How many of these reactions have their video ready (the same items as given to `warm`)."""
+        jobs = await self._warm_params(generations, user_id, resolve_source_fn)
+        client = await self._client()
+        try:
+            return await client.warm_status({}, jobs)
+        except JobRejected as exc:
+            raise ProviderError(str(exc), error_code=GenerationErrorCode.PARAM_INVALID.value, retryable=False) from exc
+        except RedisUnavailable as exc:
+            raise unavailable(exc) from exc
+
+    async def _warm_params(
+        self, generations: Sequence[dict[str, Any]], user_id: int, resolve_source_fn: ResolveSource
+    ) -> list[dict[str, Any]]:
+        mapped = [self.map_parameters(OperationType.IMAGE_TO_VIDEO, params) for params in generations]
+        return [await self._job_params(item, user_id, resolve_source_fn) for item in mapped]
+
+    async def _job_params(
+        self, mapped_params: dict[str, Any], user_id: int, resolve_source_fn: ResolveSource
+    ) -> dict[str, Any]:
+        """The job's params from what map_parameters returned: its base image as the workers read it."""
+        params = dict(mapped_params["npc_params"])
+        source = mapped_params.get("base_image_source")
+        if source is not None:
+            params["npc_base_image"] = await worker_image(source, user_id, resolve_source_fn)
+        return params
 
     def _check_operation(self, operation_type: OperationType) -> None:
         if operation_type not in self.supported_operations:

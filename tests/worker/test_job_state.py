@@ -14,7 +14,7 @@ import pytest
 from npc_video_client.client import UnknownJob
 from npc_video_client.contract import ErrorCode, JobState, JobStateStatus, JobStatus
 from pipelines import families
-from pipelines.wan_i2v import WAN_I2V
+from pipelines.families import WAN_I2V
 from tests.support.failing_pipelines import OutOfMemoryWanPipeline
 from tests.support.jobs import envelope
 from tests.support.waiting import wait_until

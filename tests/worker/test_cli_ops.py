@@ -121,12 +121,21 @@ def test_watch_of_a_job_that_does_not_end_in_time_exits_4(cli):
     assert late.exit_code == 4 and "did not end within 0.5 s" in late.output
 
 
-def test_watch_without_a_job_prints_every_event_until_ctrl_c(
-    tmp_path, redis_server, redis_client, start_worker, producer
+# A script's `npc-worker watch > events &` starts with SIGINT ignored (a shell without job control does that to
+# background jobs); `kill -INT` and `kill -TERM` must still stop it cleanly.
+AS_A_BACKGROUND_JOB = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'worker', 'watch', '--json'])"
+)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_watch_without_a_job_prints_every_event_until_stopped(
+    stop, tmp_path, redis_server, redis_client, start_worker, producer
 ):
     start_worker()
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "worker", "watch", "--json"],
+        [sys.executable, "-c", AS_A_BACKGROUND_JOB],
         cwd=tmp_path,
         env=_env({"NPC_WORKER_REDIS_URL": redis_server.url}),
         stdout=subprocess.PIPE,
@@ -136,17 +145,17 @@ def test_watch_without_a_job_prints_every_event_until_ctrl_c(
     try:
         assert watcher.stdout is not None
         wait_until(lambda: _blocked_in_xread(redis_client), timeout_s=60, what="the watcher reading the events")
-        producer.submit(envelope("w-all", steps=2))
+        producer.submit(envelope(f"w-{stop.name}", steps=2))
         seen: list[dict[str, Any]] = []
         while not any(event["type"] == "job:completed" for event in seen):
             line = watcher.stdout.readline()
             assert line, watcher.stderr.read() if watcher.stderr else ""
             seen.append(json.loads(line))
-        watcher.send_signal(signal.SIGINT)
+        watcher.send_signal(stop)
         assert watcher.wait(timeout=30) == 0
     finally:
         watcher.kill()
-    assert seen[0]["type"] == "job:processing" and {event["job_id"] for event in seen} == {"w-all"}
+    assert seen[0]["type"] == "job:processing" and {event["job_id"] for event in seen} == {f"w-{stop.name}"}
 
 
 def _blocked_in_xread(redis_client: Any) -> bool:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -50,6 +54,22 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     return ""
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the watch as Ctrl-C does (exit 0), also where it was started with SIGINT ignored:
+    a script's `npc-worker watch > events &` inherits an ignored SIGINT, and `kill -INT` must still stop it."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class EventFollower:
     """Reads the events stream from a position on, in order, a batch per blocking read."""
 
@@ -86,12 +106,12 @@ def watch(
     redis_url: RedisUrlOption = None,
     prefix: PrefixOption = None,
 ) -> None:
-    """Follow the events of every job (Ctrl-C stops), or of one JOB with a progress bar until it ends: then its
-    result JSON on stdout and exit 0 completed, 1 failed/cancelled/expired, 4 on --timeout."""
+    """Follow the events of every job (Ctrl-C or SIGTERM stops, exit 0), or of one JOB with a progress bar until it
+    ends: then its result JSON on stdout and exit 0 completed, 1 failed/cancelled/expired, 4 on --timeout."""
     settings = settings_from(redis_url=redis_url, prefix=prefix)
     client = queue_client(settings)
     try:
-        with redis_errors(settings):
+        with stopped_by_signals(), redis_errors(settings):
             follower = EventFollower.from_now(client.redis, client.names.events)
             if job_id is None:
                 _follow_all(follower, json_lines)

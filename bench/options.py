@@ -150,11 +150,19 @@ PRESET_PREFIX = "preset."
 PRESET_KEYS = [f"{PRESET_PREFIX}{name}" for name in PresetOverride.model_fields if name != "model"]
 LORA_SEPARATOR = "+"
 # `worker.<setting>`: worker settings of the setting's worker (the serve child's NPC_WORKER_*, or the in-process
-# runner's settings), e.g. batch4:worker.max_batch=4 or nocache:worker.condition_cache_bytes=0.
+# runner's settings), e.g. batch4:worker.max_batch=4 or nocache:worker.condition_cache_bytes=0; group_size runs the
+# serve child as a worker group (g4:worker.group_size=4, --through queue only).
 WORKER_PREFIX = "worker."
 WORKER_KEYS = [
     f"{WORKER_PREFIX}{name}"
-    for name in ("max_batch", "batch_wait_ms", "condition_cache_bytes", "device_memory_budget", "lora_cache_size")
+    for name in (
+        "max_batch",
+        "batch_wait_ms",
+        "condition_cache_bytes",
+        "device_memory_budget",
+        "lora_cache_size",
+        "group_size",
+    )
 ]
 
 

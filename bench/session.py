@@ -99,6 +99,11 @@ class BenchPlan:
                 derived_catalog(self.catalog, model, setting)
         for setting in self.settings:
             self.settings_for(setting)
+            if int(setting.worker.get("group_size", 1)) > 1 and self.through != THROUGH_QUEUE:
+                raise BenchUsageError(
+                    f"--setting {setting.name}: worker.group_size runs a worker group, one serve process per "
+                    "device: it needs --through queue"
+                )
 
     def settings_for(self, setting: Setting) -> Settings:
         """The worker settings of one setting's worker: the bench's, with the setting's `worker.` values."""

@@ -4,7 +4,8 @@
 # stages of scripts/gpu/plan.sh, most important first: a smoke stage (probe, the narrow model end to end, one
 # compiled block, an fp8 GEMM, one call per attention backend), Wan 2.1 I2V 14B s/step at 480p with CFG, the speed
 # settings that matter most, a queue burst with batching on, the cost of a LoRA change with compile on, the realtime
-# rows, the attention backends, and the GPU tests last.
+# rows, the attention backends, and the GPU tests last. On a node with several GPUs (or GPU_CHECK_GROUP=N) the plan
+# is the group plan instead: smoke, the 14B's jobs on one GPU and on a worker group of N, the GPU tests.
 # Each stage runs under `timeout` within a cap; the caps add up to the budget, the time a stage leaves unused goes
 # to the next, and an overrun (the kill grace, the saves) cuts the last stages first. Nothing finished is lost: the
 # bench writes its results after every row and saves on SIGTERM, and after every stage summary.json/summary.md and
@@ -25,10 +26,26 @@ usage() {
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/gpu/plan.sh
 source "$REPO/scripts/gpu/plan.sh"
+
+group_size() {  # GPU_CHECK_GROUP, else on the GPU node the largest of 8, 4, 2 GPUs it has (1: the one-GPU plan)
+    local gpus size
+    if [ -n "${GPU_CHECK_GROUP:-}" ]; then
+        [[ "$GPU_CHECK_GROUP" =~ ^[1-9][0-9]*$ ]] || { echo "GPU_CHECK_GROUP must be a positive integer" >&2; exit 2; }
+        echo "$GPU_CHECK_GROUP"
+        return
+    fi
+    gpus=1
+    if [ "$1" = gpu ] && command -v nvidia-smi >/dev/null; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
+    for size in 8 4 2 1; do
+        if [ "${gpus:-1}" -ge "$size" ]; then echo "$size" && return; fi
+    done
+    echo 1
+}
 dry_run=0
 case "${1:-}" in
     --plan)
         [ $# -eq 1 ] || usage
+        GROUP=$(group_size plan)
         plan_for gpu
         print_plan
         exit
@@ -53,13 +70,16 @@ ARCHIVES=(            # archive = the bench folders it holds: one archive for th
     "bench-speed=bench-speed"
     "bench-burst=bench-burst"
     "bench-realtime-attention=bench-realtime bench-attention"
+    "bench-group=bench-group"
 )
 if [ "$dry_run" -eq 1 ]; then
+    GROUP=$(group_size dry-run)
     GPU_CHECK_BUDGET_S="" plan_for gpu  # the plan the GPU run will have (GPU_CHECK_BUDGET_S is the dry run's here)
     print_plan || echo "gpu-check: the GPU plan does not fit its budget: fix scripts/gpu/plan.sh"
     plan_for dry-run
     PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 else
+    GROUP=$(group_size gpu)
     plan_for gpu
     PYTHON="${PYTHON:-python3}"
 fi
@@ -141,6 +161,15 @@ stage_bench_burst() {
     fi
     BENCH_WARMUP=1 BENCH_REPEATS=2 bench bench-burst "$BURST_OVERRIDE" --models wan22-ti2v-5b --presets realtime \
         --through queue --burst "$BURST_JOBS" --setting "$BURST_SETTING"
+}
+
+stage_bench_group() {  # the plan on several GPUs (or CPU ranks): the 14B's jobs on one device, then on a group
+    if ! command -v redis-server >/dev/null; then
+        skip bench-group "no redis-server on the node and none carried (scripts/gpu-wheels.sh downloads its packages)"
+        return
+    fi
+    bench bench-group "$WAN14_OVERRIDE" --models wan21-i2v-14b-480p --presets balanced,quality --through queue \
+        --setting catalog --setting "g$GROUP:worker.group_size=$GROUP"
 }
 
 stage_lora_swap() {

@@ -45,6 +45,16 @@ GPU_STAGES=(
     "bench-attention|40|Wan 2.2 TI2V 5B fast for 1 s (25 frames), 3 steps: catalog and one row per attention backend the smoke stage found working|start 8 s; per row build 5 s + job 3 s; 4 rows: 40 s"
     "tests|40|pytest -m gpu (tests/gpu), each test limited to 30 s (above the 15 s an Inductor compile of the tiny model takes); SIGINT at the cap, so the JUnit XML is written|collection 8 s, 9 tiny-model tests 30 s"
 )
+# GROUP_STAGES: the plan on a node with several GPUs (GROUP >= 2: gpu-check.sh takes the largest of 8, 4 and 2 that
+# the node has, or GPU_CHECK_GROUP). The single-GPU stages are measured on a one-GPU node; this plan measures what
+# only it can: the same Wan 2.1 14B jobs on one GPU and on a worker group of GROUP, through Redis and a serve child.
+# Times from the one-GPU figures above, the denoiser divided by the group (docs/benchmarks.md "Worker groups").
+GROUP_STAGES=(
+    "wheels|20|as in the one-GPU plan|as in the one-GPU plan"
+    "smoke|55|as in the one-GPU plan (on the first GPU)|as in the one-GPU plan"
+    "bench-group|240|Wan 2.1 I2V 14B balanced (832x480x81, 3 steps with CFG) and quality distilled (768x768x49, 4 steps) through the queue: one GPU (the catalog row), then a worker group of GROUP GPUs|one GPU: serve child 25 s, balanced 47 s, quality 30 s; the group (N=2, the slowest): members meet and build 30 s, balanced 3 x 4.9 s + VAE 15 s + MP4 3 s = 33 s, quality 8.4 s + 11 s + 2 s = 21 s; stops 10 s: 196 s"
+    "tests|40|as in the one-GPU plan|as in the one-GPU plan"
+)
 GPU_BUDGET_S=540
 GPU_SAVE_RESERVE_S=20  # the summary after each of the 9 stages (1 s) and an archive after each bench stage (2 s)
 GPU_TEST_TIMEOUT_S=30
@@ -63,15 +73,23 @@ DRY_STAGES=(
     "bench-attention|70|narrow: catalog, _native_flash and _native_math (the backends a CPU runs)|measured 29 s"
     "tests|40|pytest -m gpu: collected, skipped without CUDA (20 s per test)|measured 7 s"
 )
+DRY_GROUP_STAGES=(  # GPU_CHECK_GROUP=2 scripts/gpu-check.sh --dry-run OUTDIR: the group plan on two CPU ranks (gloo)
+    "wheels|0|skipped: .venv has every package|-"
+    "smoke|150|as in the dry run|measured 66-91 s"
+    "bench-group|240|narrow, 64x64, as bench-wan14's dry run: one process, then a group of two CPU ranks|measured 28 s"
+    "tests|40|as in the dry run|measured 7 s"
+)
 DRY_BUDGET_S=900
 DRY_SAVE_RESERVE_S=50
 DRY_TEST_TIMEOUT_S=20
 
 plan_for() {  # plan_for gpu|dry-run: MODE DEVICE SCALE BUDGET_S SAVE_RESERVE_S STAGES CAP_<stage> and the overrides
+    GROUP=${GROUP:-1}
     case "$1" in
         gpu)
             MODE=gpu DEVICE=cuda SCALE=full
             STAGES=("${GPU_STAGES[@]}")
+            if [ "$GROUP" -ge 2 ]; then STAGES=("${GROUP_STAGES[@]}"); fi
             BUDGET_S="${GPU_CHECK_BUDGET_S:-$GPU_BUDGET_S}" SAVE_RESERVE_S=$GPU_SAVE_RESERVE_S
             TEST_TIMEOUT_S=$GPU_TEST_TIMEOUT_S
             # balanced: 832x480, 16 fps x 5.0625 s = 81 frames, 3 steps with CFG: the first step carries the
@@ -91,6 +109,7 @@ plan_for() {  # plan_for gpu|dry-run: MODE DEVICE SCALE BUDGET_S SAVE_RESERVE_S 
         dry-run)
             MODE=dry-run DEVICE=cpu SCALE=narrow
             STAGES=("${DRY_STAGES[@]}")
+            if [ "$GROUP" -ge 2 ]; then STAGES=("${DRY_GROUP_STAGES[@]}"); fi
             BUDGET_S="${GPU_CHECK_BUDGET_S:-$DRY_BUDGET_S}" SAVE_RESERVE_S=$DRY_SAVE_RESERVE_S
             TEST_TIMEOUT_S=$DRY_TEST_TIMEOUT_S
             WAN14_OVERRIDE="balanced:width=64 balanced:height=64 balanced:steps=3 balanced:duration=0.5625"
@@ -125,7 +144,8 @@ cap_of() {  # cap_of STAGE: the stage's cap in seconds
 
 print_plan() {  # print_plan: the stages of the current mode, their caps, and the total against the budget
     local entry name cap what basis total=0
-    printf 'plan (%s): stage caps in seconds, in the order they run (the order is the priority)\n' "$MODE"
+    printf 'plan (%s%s): stage caps in seconds, in the order they run (the order is the priority)\n' "$MODE" \
+        "$([ "$GROUP" -ge 2 ] && echo ", a worker group of $GROUP")"
     printf '  %-16s %5s  %s\n' stage cap "what; basis of the cap"
     for entry in "${STAGES[@]}"; do
         IFS='|' read -r name cap what basis <<<"$entry"

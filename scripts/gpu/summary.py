@@ -164,6 +164,12 @@ def reference(bench: str, row: dict[str, Any], base: dict[str, Any] | None) -> s
                 f"{burst['jobs_per_s'] / alone:.2f}x that"
             )
         return "the same jobs one at a time (this row's runs)"
+    if bench == "bench-group" and base is not None:
+        speedup = f": {base['p50_ms'] / row['p50_ms']:.2f}x as fast" if row.get("p50_ms") and base.get("p50_ms") else ""
+        return (
+            f"the same jobs on one device (the catalog row){speedup}; the model of the denoiser's speed-up: "
+            "docs/benchmarks.md 'Worker groups'"
+        )
     if row.get("setting") == "catalog":
         return "the exact configuration (the catalog as written): the reference of the other rows of its bench"
     if base is not None:

@@ -33,6 +33,11 @@ from typer.testing import CliRunner
         (["--setting", "b:worker.batch_wait_ms=soon"], ["--setting b: worker.batch_wait_ms", '(got "soon")']),
         (["--setting", "b:worker.threads=4"], ["unknown key 'worker.threads'", "worker.max_batch"]),
         (["--burst", "4"], ["--burst measures a full queue: it needs --through queue"]),
+        (["--setting", "g2:worker.group_size=2"], ["--setting g2: worker.group_size runs a worker group", "queue"]),
+        (
+            ["--setting", "g0:worker.group_size=0", "--through", "queue"],
+            ["--setting g0: worker.group_size", "greater than or equal to 1"],
+        ),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_value(

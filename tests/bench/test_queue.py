@@ -103,7 +103,22 @@ def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     assert list(redis.Redis.from_url(redis_url).scan_iter(match="npc-bench-*")) == []
 
 
-def test_the_serve_child_runs_a_group_setting_as_a_worker_group():
-    assert group_devices("cuda", 1) == ["--device", "cuda"]
-    assert group_devices("cuda", 4) == ["--devices", "0,1,2,3", "--group", "4"]
-    assert group_devices("cpu", 2) == ["--devices", "cpu,cpu", "--group", "2"]
+def test_a_group_setting_runs_the_serve_child_as_a_worker_group_with_the_same_video(
+    tmp_path: Path, bench_catalog: Path, redis_url: str
+) -> None:
+    """`g2:worker.group_size=2`: the serve child is a group of two CPU ranks (`--devices cpu,cpu --group 2`), and
+    its video is the one process's, to the bit (PSNR inf)."""
+    out = tmp_path / "out"
+    run = npc_worker_bench(
+        *("--catalog", str(bench_catalog), "--presets", "realtime", "--through", "queue", "--redis-url", redis_url),
+        *("--setting", "catalog", "--setting", "g2:worker.group_size=2", "--repeats", "1", "--warmup", "0"),
+        *("--override", "width=64 height=64 steps=2 duration=0.5", "--out", str(out)),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    alone, group = load_valid_results(out)["rows"]
+    assert (alone["setting"], group["setting"]) == ("catalog", "g2")
+    assert group["psnr_db"] == "inf" and group["p50_ms"] > 0
+    log = (out / "logs" / "serve-tiny-wan--g2.log").read_text(encoding="utf-8")
+    assert "as rank 1 of 2 (gloo)" in log, log[-2000:]
+    assert group_devices("cuda", 4) == ["--devices", "0,1,2,3", "--group", "4"]  # on GPUs: the first N

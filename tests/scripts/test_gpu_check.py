@@ -341,6 +341,23 @@ def test_the_gpu_plan_puts_the_most_important_first_and_its_caps_fit_the_budget(
     assert done.stdout.count("basis: ") == len(STAGES)
 
 
+@pytest.mark.parametrize("group", ["2", "4", "8"])
+def test_on_several_gpus_the_plan_runs_the_14b_on_one_and_on_a_group_and_fits(group: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "GPU_CHECK_GROUP": group}
+    done = subprocess.run(["bash", str(SCRIPT), "--plan"], check=False, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"plan (gpu, a worker group of {group}):" in done.stdout
+    names = [name for name, _ in re.findall(r"^  (\S+) +(\d+)  ", done.stdout, re.MULTILINE)]
+    assert names == ["wheels", "smoke", "bench-group", "tests", "save", "total"]
+    assert BUDGET_LINE.search(done.stdout) is not None
+
+
+def test_a_group_size_that_is_no_number_is_refused() -> None:
+    env = {"PATH": "/usr/bin:/bin", "GPU_CHECK_GROUP": "two"}
+    done = subprocess.run(["bash", str(SCRIPT), "--plan"], check=False, capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "GPU_CHECK_GROUP must be a positive integer" in done.stderr
+
+
 def test_a_plan_over_its_budget_says_so_and_fails() -> None:
     done = _plan_output("--plan", budget="300")
     assert done.returncode == 1

@@ -52,8 +52,10 @@ CSV_TRAILING = [
 BURST_COLUMNS = ["jobs", "jobs_per_s", "busy_fraction", "gap_ms_p50", "gap_ms_p95"]
 WARM_COLUMNS = [
     "cold_p50_ms",
+    "cold_device_p50_ms",
     "warmed_p50_ms",
     "backlog_p50_ms",
+    "backlog_device_p50_ms",
     "start_after_arrival_ms_p50",
     "step_ms_p50",
     "first_preview_after_first_step_ms",

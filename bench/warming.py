@@ -1,16 +1,20 @@
 """Warm reactions and live previews, measured through the queue as a producer sees them (`--warm N`).
 
 After a row's runs, on the row's own serve child (its previews at every step, NPC_WORKER_PREVIEW_INTERVAL_MS=0):
-1. cold: N reactions, never warmed, submitted one after another; submit to result (`cold_p50_ms`);
+1. cold: N reactions, never warmed, submitted one after another; submit to result (`cold_p50_ms`), and submit to
+   the end of its device work (`cold_device_p50_ms`, from the result's `timings.generate_ended_at`);
 2. a warm backlog of `WARM_BACKLOG` other reactions goes onto the warm lane, and N more real reactions are submitted
-   one after another while it runs: submit to result (`backlog_p50_ms`, against `cold_p50_ms`), and the time from a
-   real job's arrival to the begin of its run (`start_after_arrival_ms_p50`: the warm job on the device gives way at
-   its next step), next to the step time (`step_ms_p50`);
+   one after another while it runs: submit to result (`backlog_p50_ms`, against `cold_p50_ms`) and to the end of its
+   device work (`backlog_device_p50_ms`: what the scheduling decides; the rest, MP4 encode and upload, runs beside
+   the next warm job, which on a CPU shares its cores), and the time from a real job's arrival to the begin of its
+   run (`start_after_arrival_ms_p50`: the warm job on the device gives way at its next step), next to the step time
+   (`step_ms_p50`);
 3. warmed: N reactions warmed with `client.warm`, then, once ready, their real jobs: submit to result
    (`warmed_p50_ms`, cache hits of the warmed videos);
-4. previews: one job that asks for previews and one that does not, the same otherwise: the first preview's delay
-   after the first step's end (`first_preview_after_first_step_ms`, against the step time) and what a preview at
-   every step adds to a step (`preview_step_overhead`, the ratio of step times less 1).
+4. previews: N pairs of jobs, one that asks for previews and one that does not, the same otherwise, in turn: the
+   first preview's delay after the first step's end (`first_preview_after_first_step_ms`, p50, against the step
+   time) and what a preview at every step adds to a step (`preview_step_overhead`: the p50 step with previews over
+   the p50 step without, less 1, over every step of the pairs).
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ class WarmFigures:
     reactions: int
     backlog: int
     cold_p50_ms: float
+    cold_device_p50_ms: float | None
     warmed_p50_ms: float
     backlog_p50_ms: float
+    backlog_device_p50_ms: float | None
     start_after_arrival_ms_p50: float
     step_ms_p50: float
     first_preview_after_first_step_ms: float | None
@@ -58,6 +64,7 @@ class WarmScenario:
         self.reactions = reactions
         self.label = label  # makes the job ids of this row unique
         self._submitted_ms: dict[str, float] = {}  # unix ms just before each real job's submit
+        self._device_ms: dict[str, float] = {}  # submit to the end of the job's device work (generate_ended_at)
 
     def measure(self) -> WarmFigures:
         cold = [self._timed(f"{self.label}-cold-{index}", 100 + index) for index in range(self.reactions)]
@@ -72,8 +79,10 @@ class WarmScenario:
             reactions=self.reactions,
             backlog=WARM_BACKLOG,
             cold_p50_ms=statistics.median(ms for _id, ms in cold),
+            cold_device_p50_ms=self._device_p50([job_id for job_id, _ms in cold]),
             warmed_p50_ms=statistics.median(warmed),
             backlog_p50_ms=statistics.median(ms for _id, ms in with_backlog),
+            backlog_device_p50_ms=self._device_p50([job_id for job_id, _ms in with_backlog]),
             start_after_arrival_ms_p50=statistics.median(starts),
             step_ms_p50=statistics.median(steps) if steps else float("nan"),
             first_preview_after_first_step_ms=first_preview,
@@ -93,7 +102,13 @@ class WarmScenario:
             raise BenchError(f"warm scenario: job {job_id} ended {result.status.value}: {result.error_message}")
         if result.cache_hit != expect_hit:
             raise BenchError(f"warm scenario: job {job_id} was {'not ' if expect_hit else ''}a cache hit")
+        if result.timings is not None and result.timings.generate_ended_at is not None:
+            self._device_ms[job_id] = result.timings.generate_ended_at - self._submitted_ms[job_id]
         return job_id, elapsed
+
+    def _device_p50(self, job_ids: list[str]) -> float | None:
+        measured = [self._device_ms[job_id] for job_id in job_ids if job_id in self._device_ms]
+        return statistics.median(measured) if measured else None
 
     def _params(self, number: int) -> dict[str, Any]:
         params: dict[str, Any] = self.reaction("params", number)["params"]
@@ -135,22 +150,28 @@ class WarmScenario:
             time.sleep(0.1)
 
     def _previews(self) -> tuple[float | None, float | None]:
-        watched = self.reaction(f"{self.label}-preview-on", 700)
-        watched["preview"] = True
-        self.client.submit(watched, lane="high")
-        self.client.wait(watched["job_id"], timeout_s=READY_TIMEOUT_S, poll_s=POLL_S)
-        plain_id, _ms = self._timed(f"{self.label}-preview-off", 701)
-        events = self._events(watched["job_id"])
-        first_step = next(
-            (event["timestamp"] for event in events if event["type"] == "job:progress" and event["step"] == 1), None
-        )
-        previews = [event["timestamp"] for event in events if event["type"] == "job:preview"]
-        first = previews[0] - first_step if previews and first_step is not None else None
-        with_previews, without = self._step_ms(watched["job_id"]), self._step_ms(plain_id)
+        firsts: list[float] = []
+        with_previews: list[float] = []
+        without: list[float] = []
+        for pair in range(self.reactions):
+            watched = self.reaction(f"{self.label}-preview-on-{pair}", 700 + 2 * pair)
+            watched["preview"] = True
+            self.client.submit(watched, lane="high")
+            self.client.wait(watched["job_id"], timeout_s=READY_TIMEOUT_S, poll_s=POLL_S)
+            plain_id, _ms = self._timed(f"{self.label}-preview-off-{pair}", 701 + 2 * pair)
+            events = self._events(watched["job_id"])
+            first_step = next(
+                (event["timestamp"] for event in events if event["type"] == "job:progress" and event["step"] == 1), None
+            )
+            previews = [event["timestamp"] for event in events if event["type"] == "job:preview"]
+            if previews and first_step is not None:
+                firsts.append(float(previews[0] - first_step))
+            with_previews += self._step_ms(watched["job_id"])
+            without += self._step_ms(plain_id)
         overhead = (
             statistics.median(with_previews) / statistics.median(without) - 1 if with_previews and without else None
         )
-        return first, overhead
+        return (statistics.median(firsts) if firsts else None), overhead
 
     # -- reading the events --------------------------------------------------------------------------------------
     def _events(self, job_id: str) -> list[dict[str, Any]]:

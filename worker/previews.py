@@ -15,6 +15,10 @@ import numpy as np
 from PIL import Image
 
 WEBP_QUALITY = 60
+# libwebp's fastest method: a preview is seen once, and method 4 (Pillow's default) took about twice the CPU time
+# (5.7 ms against 3.2 ms for 13 frames of 64x64) for files 15% smaller; on a CPU device that time is taken from the
+# steps (the encoder releases the GIL, but shares the cores).
+WEBP_METHOD = 0
 
 
 def encode_webp(frames: np.ndarray, fps: float) -> bytes:
@@ -24,7 +28,7 @@ def encode_webp(frames: np.ndarray, fps: float) -> bytes:
     duration_ms = max(1, round(1000 / fps)) if fps > 0 else 100
     images[0].save(
         buffer, format="WEBP", save_all=len(images) > 1, append_images=images[1:], duration=duration_ms, loop=0,
-        quality=WEBP_QUALITY,
+        quality=WEBP_QUALITY, method=WEBP_METHOD,
     )  # fmt: skip
     return buffer.getvalue()
 

@@ -82,8 +82,8 @@ def test_a_burst_with_worker_settings_reports_the_device_and_the_batches(
 def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     tmp_path: Path, bench_catalog: Path, redis_url: str
 ) -> None:
-    """`--warm 2`: after the row, reactions cold, warmed (cache hits) and behind a warm backlog, and a job with
-    previews against one without; every figure present and in its own relation (warmed below cold)."""
+    """`--warm 2`: after the row, reactions cold, warmed (cache hits) and behind a warm backlog, and two jobs with
+    previews against two without; every figure present and in its own relation (warmed below cold)."""
     out = tmp_path / "out"
     run = npc_worker_bench(
         *("--catalog", str(bench_catalog), "--presets", "realtime", "--through", "queue", "--redis-url", redis_url),
@@ -97,6 +97,8 @@ def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     assert (warm["reactions"], warm["backlog"]) == (2, 20)
     assert 0 < warm["warmed_p50_ms"] < warm["cold_p50_ms"]  # a warmed reaction is a cache hit
     assert warm["start_after_arrival_ms_p50"] > 0 and warm["backlog_p50_ms"] > 0
+    assert 0 < warm["cold_device_p50_ms"] <= warm["cold_p50_ms"]  # the device's part of each job, then encode, upload
+    assert 0 < warm["backlog_device_p50_ms"] <= warm["backlog_p50_ms"]
     assert warm["first_preview_after_first_step_ms"] is not None and warm["preview_step_overhead"] is not None
     header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert {"warm_cold_p50_ms", "warm_warmed_p50_ms", "warm_preview_step_overhead"} <= set(header)

@@ -28,6 +28,7 @@ from bench.machine import is_cuda, peak_memory_bytes, reset_peak_memory, rss_byt
 from bench.records import RunRecord
 from bench.worker_api import Settings, SilentHooks, encode_video, new_runner, write_thumbnail
 from npc_video_client.contract import JobEnvelope
+from pipelines.request import ResolvedRequest
 from pipelines.runner import frames_to_uint8
 from pipelines.stages import StageRecorder
 
@@ -42,6 +43,19 @@ def file_of(url: str | None) -> Path | None:
         return None
     parsed = urlparse(url)
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _shape_of(request: ResolvedRequest) -> dict[str, Any]:
+    """What a run record says of the request it ran."""
+    return {
+        "steps": request.steps,
+        "frames": request.generated_frames,
+        "width": request.width,
+        "height": request.height,
+        "fps": request.generated_fps,
+        "cfg": request.cfg,
+        "ran_model": request.model,
+    }
 
 
 def _ms_since(started: float) -> float:
@@ -132,13 +146,7 @@ class InProcessGroup:
                 "upload": timings.upload_ms,
             },
             steady_step_seconds=steps[1:] if len(steps) >= 2 else steps,
-            steps=request.steps,
-            frames=request.generated_frames,
-            width=request.width,
-            height=request.height,
-            fps=request.generated_fps,
-            cfg=request.cfg,
-            ran_model=request.model,
+            **_shape_of(request),
             output_bytes=video.stat().st_size if video else None,
             video=video,
             poster=file_of(result.thumbnail_url),
@@ -184,13 +192,7 @@ class InProcessGroup:
             e2e_ms=call_ms,
             stages={"generate": call_ms},
             steady_step_seconds=[],
-            steps=request.steps,
-            frames=request.generated_frames,
-            width=request.width,
-            height=request.height,
-            fps=request.generated_fps,
-            cfg=request.cfg,
-            ran_model=request.model,
+            **_shape_of(request),
             output_bytes=video.stat().st_size,
             video=video,
             poster=poster,

@@ -1,6 +1,10 @@
 """Batching at the denoiser on the real tiny pipelines of every family (CPU, float32): each job of a batch gets the
 frames it gets alone, within a small tolerance (GEMMs over a larger batch sum in another order), with its own
-image, prompt and seed; the denoiser really ran merged; a member that stops leaves the others running."""
+image, prompt and seed; the denoiser really ran merged; a member that stops leaves the others running.
+
+The tolerance is a PSNR, not a largest pixel difference: random weights can amplify a float rounding difference at
+a few pixels into tens of levels (the tiny Wan 2.2 I2V did so on one CPU and not on another: 22 levels at 0.8% of
+the values, still above 40 dB), while a job with another's inputs is below 20 dB."""
 
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from tests.support.models import FAMILIES
 from worker.job import PreparedJob, SilentHooks
 from worker.runtime import Runtime
 
-# Frames are uint8: a batched job may differ from the same job alone by rounding at a few pixels, never more.
-MAX_ABS_DIFFERENCE = 2
+# Frames are uint8: a batched job may differ from the same job alone at a few pixels, never across the picture.
+MIN_PSNR_DB = 40.0
 MAX_DIFFERENT_FRACTION = 0.01
 
 
@@ -56,11 +60,15 @@ def _run(pipe: Any, runner: Runtime, prepared: PreparedJob, steps: list[int] | N
     )
 
 
+def _psnr_db(first: np.ndarray, second: np.ndarray) -> float:
+    mse = float(np.mean((first.astype(np.float64) - second.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
 def _close(batched: np.ndarray, alone: np.ndarray) -> None:
     assert batched.shape == alone.shape
-    difference = np.abs(batched.astype(np.int16) - alone.astype(np.int16))
-    assert int(difference.max()) <= MAX_ABS_DIFFERENCE
-    assert float((difference > 0).mean()) <= MAX_DIFFERENT_FRACTION
+    assert _psnr_db(batched, alone) >= MIN_PSNR_DB
+    assert float((batched != alone).mean()) <= MAX_DIFFERENT_FRACTION
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -85,7 +93,9 @@ def test_a_batched_job_matches_the_same_job_alone(
     for frames, reference in zip(batched, alone, strict=True):
         assert isinstance(frames, np.ndarray), frames
         _close(frames, reference)
-    assert not np.array_equal(alone[0], alone[1])  # the jobs really differ: each kept its own inputs
+    for index, frames in enumerate(batched):  # the jobs really differ: each kept its own inputs
+        others = [reference for other, reference in enumerate(alone) if other != index]
+        assert all(_psnr_db(frames, reference) < MIN_PSNR_DB / 2 for reference in others)
     batcher = batcher_stats[0]
     assert batcher.merged_calls >= 2 and batcher.split_calls == 0  # the denoiser ran merged, every step
 

@@ -10,20 +10,9 @@ import time
 from typing import Any
 
 from tests.support.jobs import data_uri, png_bytes
+from tests.support.jobs import params as job_params
 
-NPC = {
-    "npc_id": "npc-7",
-    "npc_name": "Mira",
-    "expression": "interested",
-    "emotion": "pleased",
-    "animation": "idle",
-    "intensity": 0.5,
-    "quality_preset": "realtime",
-    "width": 64,
-    "height": 64,
-    "duration": 1.0,
-    "steps": 2,
-}
+NPC = job_params(npc_base_image=None)  # the base image comes from composition_assets or the test
 NOT_AN_IMAGE = data_uri(b"this is not an image", mime="image/png")
 
 

@@ -27,7 +27,9 @@ ResolveSource = Callable[[Any, int, str], Awaitable[tuple[str, list[str]]]]
 
 
 def media_type(data: bytes) -> str:
-    """The image type from the file's first bytes (the workers decide by content anyway and refuse non-images)."""
+    """The image type from the file's first bytes; bytes of no known format are application/octet-stream, which the
+    workers refuse as invalid_image naming that type (bytes of a known format that are broken, they refuse on
+    decoding)."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return next((kind for signature, kind in SIGNATURES if data.startswith(signature)), "application/octet-stream")

@@ -86,6 +86,25 @@ def test_a_bad_image_fails_with_the_workers_message(load_plugin, start_worker):
     assert submission.response["error_message"] == failed.error_message
 
 
+def test_an_asset_whose_file_is_no_image_fails_naming_what_it_is(load_plugin, start_worker, tmp_path):
+    """pixsim7's resolver hands over the asset's bytes; bytes of no image format go as application/octet-stream,
+    which the worker refuses by that type (the path an operator's broken asset takes)."""
+    from pixsim7.backend.main.domain import ProviderStatus
+    from pixsim7.backend.main.domain.providers.execution.file_resolver import Asset, AssetTable
+    from pixsim7.backend.main.services.provider.provider_service import ProviderService
+
+    load_plugin()
+    start_worker()
+    broken = tmp_path / "mira.png"
+    broken.write_bytes(b"this is not an image")
+    svc = ProviderService(AssetTable({42: Asset(id=42, user_id=3, local_path=str(broken))}))
+    run = generation(canonical(composition_assets=[42]))
+    submission = asyncio.run(svc.execute_generation(run, account(), run.canonical_params))
+    failed = asyncio.run(poll(svc, submission))[-1]
+    assert failed.status == ProviderStatus.FAILED and failed.metadata["error_code"] == "invalid_image"
+    assert 'media type "application/octet-stream"; expected image/*' in failed.error_message
+
+
 def test_the_workers_message_for_a_bad_image_holds_no_python_repr(load_plugin, start_worker):
     load_plugin()
     start_worker()

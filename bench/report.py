@@ -57,6 +57,7 @@ WARM_COLUMNS = [
     "backlog_p50_ms",
     "backlog_device_p50_ms",
     "start_after_arrival_ms_p50",
+    "start_after_arrival_ms_max",
     "step_ms_p50",
     "first_preview_after_first_step_ms",
     "preview_step_overhead",

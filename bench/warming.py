@@ -7,8 +7,8 @@ After a row's runs, on the row's own serve child (its previews at every step, NP
    one after another while it runs: submit to result (`backlog_p50_ms`, against `cold_p50_ms`) and to the end of its
    device work (`backlog_device_p50_ms`: what the scheduling decides; the rest, MP4 encode and upload, runs beside
    the next warm job, which on a CPU shares its cores), and the time from a real job's arrival to the begin of its
-   run (`start_after_arrival_ms_p50`: the warm job on the device gives way at its next step), next to the step time
-   (`step_ms_p50`);
+   run (`start_after_arrival_ms_p50`, and `_max`: the warm job on the device gives way at its next step, or at the
+   next chunk of its VAE decode), next to the step time (`step_ms_p50`);
 3. warmed: N reactions warmed with `client.warm`, then, once ready, their real jobs: submit to result
    (`warmed_p50_ms`, cache hits of the warmed videos);
 4. previews: N pairs of jobs, one that asks for previews and one that does not, the same otherwise, in turn: the
@@ -49,6 +49,7 @@ class WarmFigures:
     backlog_p50_ms: float
     backlog_device_p50_ms: float | None
     start_after_arrival_ms_p50: float
+    start_after_arrival_ms_max: float
     step_ms_p50: float
     first_preview_after_first_step_ms: float | None
     preview_step_overhead: float | None
@@ -84,6 +85,7 @@ class WarmScenario:
             backlog_p50_ms=statistics.median(ms for _id, ms in with_backlog),
             backlog_device_p50_ms=self._device_p50([job_id for job_id, _ms in with_backlog]),
             start_after_arrival_ms_p50=statistics.median(starts),
+            start_after_arrival_ms_max=max(starts),
             step_ms_p50=statistics.median(steps) if steps else float("nan"),
             first_preview_after_first_step_ms=first_preview,
             preview_step_overhead=overhead,

@@ -11,6 +11,7 @@ import torch
 from PIL.Image import Image
 
 from pipelines.conditioning import Conditioning, conditioning, install_condition_cache
+from pipelines.decode_checks import checking, install_decode_check
 from pipelines.family import Family
 from pipelines.preview import PreviewMap, X0Capture
 from pipelines.request import ResolvedRequest
@@ -38,6 +39,7 @@ def run_pipeline(
     recorder: StageRecorder | None = None,
     scope: Conditioning | None = None,
     preview: tuple[PreviewMap, PreviewSink] | None = None,
+    between_decode_chunks: Callable[[], None] | None = None,
     decode: Literal[True] = True,
 ) -> np.ndarray: ...
 
@@ -53,6 +55,7 @@ def run_pipeline(
     recorder: StageRecorder | None = None,
     scope: Conditioning | None = None,
     preview: tuple[PreviewMap, PreviewSink] | None = None,
+    between_decode_chunks: Callable[[], None] | None = None,
     decode: Literal[False],
 ) -> None: ...
 
@@ -67,6 +70,7 @@ def run_pipeline(
     recorder: StageRecorder | None = None,
     scope: Conditioning | None = None,
     preview: tuple[PreviewMap, PreviewSink] | None = None,
+    between_decode_chunks: Callable[[], None] | None = None,
     decode: bool = True,
 ) -> np.ndarray | None:
     """`on_step(step, total)` runs after every denoising step; raising from it stops the pipeline there.
@@ -75,8 +79,9 @@ def run_pipeline(
     stage timings and step ends are recorded into it (pipelines.stages); the call ends when the frames are numpy.
     With a `scope`, conditioning goes through its cache and its time is added up there (pipelines.conditioning).
     With a `preview` (a model's map and a sink), the sink gets small frames of the predicted clean video at the
-    steps it asks for (after `on_step`, so a stopped call sends none). With `decode` False the call stops at the
-    latents and returns None (a worker group's followers: only the leader decodes).
+    steps it asks for (after `on_step`, so a stopped call sends none). `between_decode_chunks` runs before each
+    chunk the VAE decoder decodes (pipelines.decode_checks); raising from it stops the call there. With `decode`
+    False the call stops at the latents and returns None (a worker group's followers: only the leader decodes).
     """
     install_condition_cache(pipe)  # before the timing layer: a cache hit is then timed, as a near-zero stage
     install_stage_hooks(pipe)
@@ -101,6 +106,8 @@ def run_pipeline(
         stack.enter_context(_maybe(scope))
         if preview is not None:
             stack.enter_context(capture.watching(pipe.scheduler))
+        if between_decode_chunks is not None and install_decode_check(pipe):
+            stack.enter_context(checking(between_decode_chunks))
         output = pipe(
             **{**family.call_kwargs(request, image), "output_type": "pt" if decode else "latent"},
             generator=torch.Generator("cpu").manual_seed(request.seed),

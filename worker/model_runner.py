@@ -136,6 +136,10 @@ class ModelRunner:
             if group is not None:
                 group.decide(stop=False)
 
+        def between_decode_chunks() -> None:  # a cancel, or a warm run's preemption, also while the video decodes
+            if hooks.cancel_requested():
+                raise JobCancelled(prepared.job_id)
+
         request = prepared.request
         scope = self._conditioning(loaded, request, prepared.image_sha256)
 
@@ -152,6 +156,8 @@ class ModelRunner:
                     recorder=prepared.stages,
                     scope=scope,
                     preview=preview,
+                    # a group's members stop together only at steps (the leader alone decodes)
+                    between_decode_chunks=between_decode_chunks if group is None else None,
                 )
             except BaseException:
                 if group is not None:

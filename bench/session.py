@@ -98,8 +98,7 @@ class BenchPlan:
             for setting in self.settings:
                 derived_catalog(self.catalog, model, setting)
         for setting in self.settings:
-            self.settings_for(setting)
-            if int(setting.worker.get("group_size", 1)) > 1 and self.through != THROUGH_QUEUE:
+            if self.settings_for(setting).group_size > 1 and self.through != THROUGH_QUEUE:
                 raise BenchUsageError(
                     f"--setting {setting.name}: worker.group_size runs a worker group, one serve process per "
                     "device: it needs --through queue"

@@ -27,7 +27,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/gpu/plan.sh
 source "$REPO/scripts/gpu/plan.sh"
 
-group_size() {  # GPU_CHECK_GROUP, else on the GPU node the largest of 8, 4, 2 GPUs it has (1: the one-GPU plan)
+group_size() {  # GPU_CHECK_GROUP, else on a GPU node (gpu) the largest of 8, 4, 2 GPUs it has (1: the one-GPU plan)
     local gpus size
     if [ -n "${GPU_CHECK_GROUP:-}" ]; then
         [[ "$GPU_CHECK_GROUP" =~ ^[1-9][0-9]*$ ]] || { echo "GPU_CHECK_GROUP must be a positive integer" >&2; exit 2; }
@@ -45,7 +45,7 @@ dry_run=0
 case "${1:-}" in
     --plan)
         [ $# -eq 1 ] || usage
-        GROUP=$(group_size plan)
+        GROUP=$(group_size gpu)  # the plan this node would run
         plan_for gpu
         print_plan
         exit

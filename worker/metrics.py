@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from npc_video_client.contract import RETRYABLE_CODES, ErrorCode, JobResult, JobStatus, QualityPreset
 from worker.state import WorkerState
 
-WARM_OUTCOMES = ("finished", "already_warm", "preempted", "failed")
+WARM_OUTCOMES = ("finished", "already_warm", "preempted", "cancelled", "failed")
 PHASES = ("queue", "prepare", "load", "swap", "generate", "encode", "upload", "total")
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300, 600)
 LOAD_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200)
@@ -142,7 +142,7 @@ class WorkerMetrics:
         self.warm_jobs = Counter(
             "npc_warm_jobs",
             "warm (pre-generation) jobs by how they ended: finished (a video made), already_warm (it was stored), "
-            "preempted (gave way to a real job; it runs again later), failed (dropped)",
+            "preempted (gave way to a real job; it runs again later), cancelled (by its producer), failed (dropped)",
             ["outcome"],
             registry=self.registry,
         )

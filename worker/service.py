@@ -50,7 +50,7 @@ from worker.queue.job_state import JobStates
 from worker.queue.keepalive import Keepalive
 from worker.queue.leases import Leases
 from worker.queue.outcomes import Outcomes, Retention
-from worker.queue.reporting import RedisJobHooks
+from worker.queue.reporting import BestEffort, CancelFlag, RedisJobHooks
 from worker.queue.retry import RetryPolicy
 from worker.queue.runs import Run, RunGate, RunRegistry
 from worker.queue.waiting import RedisWaiter, StopWaiting
@@ -289,7 +289,8 @@ class Worker:
 
     def _hooks(self, run: Run) -> RedisJobHooks | WarmHooks:
         if run.lease.warm:
-            return WarmHooks(on_step=self._step, preempted=lambda: self.device.preempts(run))
+            cancel = CancelFlag(self.client, self.names.cancel(run.job_id), BestEffort())
+            return WarmHooks(on_step=self._step, preempted=lambda: self.device.preempts(run), cancelled=cancel.is_set)
         return RedisJobHooks(
             self.events,
             self.states,

@@ -57,6 +57,25 @@ def test_the_async_client_follows_a_job_too(live):
     asyncio.run(scenario())
 
 
+def test_the_async_client_cancels_warm_jobs_and_warming_again_withdraws_the_cancel(live):
+    npc = {"npc_id": "npc-async", "npc_name": "Ona", "npc_base_image": envelope("x")["params"]["npc_base_image"]}
+    small = {"width": 32, "height": 32, "duration": 1, "steps": 2}
+    reactions = [{"expression": "calm", "emotion": "calm", "animation": "idle", "intensity": 0.5, **small}]
+    raw = redis.Redis.from_url(live.url)
+
+    async def scenario() -> None:
+        client = AsyncNpcVideoClient(live.url)
+        try:
+            (warm_id,) = await client.warm_cancel(npc, reactions, ttl_s=600)
+            assert warm_id.startswith("warm-") and 0 < raw.ttl(NAMES.cancel(warm_id)) <= 600
+            assert await client.warm(npc, reactions) == [warm_id]
+            assert raw.exists(NAMES.cancel(warm_id)) == 0
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_status_while_running_then_cancel(live):
     client = NpcVideoClient(live.url)
     stream = client.events(job_id="live-long", block_ms=60_000)

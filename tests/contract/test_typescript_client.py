@@ -112,6 +112,7 @@ def test_the_typescript_client_speaks_contract_1_2(node, typescript_build, live)
     }
     assert raw.hget(NAMES.warm_ready, warm_id) is not None  # the worker ran it from the warm lane
     assert report["warmEmpty"]["error"] == "JobRejected"
+    assert report["warmCancelIds"] == [warm_id] and 0 < raw.ttl(NAMES.cancel(warm_id)) <= 600
     unreachable = report["unreachable"]
     assert unreachable["error"] == "RedisUnavailable" and "\n" not in unreachable["message"]
     assert (

@@ -68,6 +68,7 @@ try {
   }
   report.warmStatus = status;
   report.warmEmpty = await outcome(() => client.warm(npc, []));
+  report.warmCancelIds = await client.warmCancel(npc, reactions, { preset: "realtime", ttlS: 600 });
 } finally {
   await client.close();
   await idle.close();

@@ -134,3 +134,39 @@ def test_previews_come_when_asked_decode_as_images_and_never_for_warm_jobs(start
     wait_until(lambda: events(redis_client, names, warm_id), what="the warm job's end")
     assert event_types(redis_client, names, warm_id) == ["job:completed"]
     assert json.loads(redis_client.xrevrange(names.events, count=1)[0][1][b"event"])["job_id"] == warm_id
+
+
+def test_cancelled_warm_jobs_stop_running_or_waiting_and_warming_again_withdraws_the_cancel(
+    start_worker, producer, redis_client, names
+):
+    running, waiting = reaction("bored", **SLOW), reaction("sleepy", **SLOW)
+    warm_ids = producer.warm(NPC, [running, waiting])
+    worker = start_worker()
+    wait_until(lambda: worker.service.device.warm_running() == warm_ids[:1], what="the first warm job on the device")
+    assert producer.warm_cancel(NPC, [running, waiting]) == warm_ids
+    wait_until(lambda: all(warm_ended(redis_client, names, i) for i in warm_ids), timeout_s=60, what="both ended")
+    for warm_id in warm_ids:
+        assert warm_ended(redis_client, names, warm_id) == ["job:cancelled"]
+        assert redis_client.exists(names.cancel(warm_id)) == 0  # deleted in the terminal write
+    assert worker.service.metrics.warm_jobs.labels(outcome="cancelled")._value.get() == 2
+    assert producer.warm_status(NPC, [running, waiting]).ready_count == 0
+    assert not dead_letters(redis_client, names)
+    wait_until(lambda: pending_count(redis_client, names) == 0, what="everything acknowledged")
+
+    quick = reaction("bored", **FAST)
+    producer.warm_cancel(NPC, [quick])  # the NPC left before it was even warmed ...
+    producer.warm(NPC, [quick])  # ... and came back: warming again withdraws that cancel
+    wait_until(lambda: producer.warm_status(NPC, [quick]).ready_count == 1, what="the reaction warmed again")
+
+
+def test_a_warm_job_cancelled_while_a_real_job_rides_along_finishes_for_it(start_worker, producer, redis_client, names):
+    slow = reaction("grinning", **SLOW)
+    (warm_id,) = producer.warm(NPC, [slow])
+    worker = start_worker()
+    wait_until(lambda: worker.service.device.warm_running() == [warm_id], what="the warm job on the device")
+    producer.submit(real_job("rider", {**NPC, **slow}))
+    wait_until(lambda: "job:progress" in event_types(redis_client, names, "rider"), what="the rider following it")
+    producer.warm_cancel(NPC, [slow])
+    result = producer.wait("rider", timeout_s=120)
+    assert result.status == JobStatus.COMPLETED and result.cache_hit
+    assert warm_ended(redis_client, names, warm_id) == ["job:completed"]  # the rider needed its video

@@ -9,7 +9,8 @@ ended is acknowledged as a duplicate; a run that never began (a stop while it wa
 Counted on /metrics once, when the write happened.
 
 A warm (pre-generation) job ends with its final event only: no result, no state, no dead letter, and a failure is
-final (dropped, never retried); one that gave way to a real job (`preempted`) is let go to run again later.
+final (dropped, never retried); one that gave way to a real job (`preempted`) is let go to run again later; one
+its producer cancelled ends `cancelled`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from worker.queue.runs import Run, RunGate, RunRegistry
 from worker.queue.waiting import RedisWaiter
 
 log = logging.getLogger(__name__)
+WARM_OUTCOME_OF = {JobStatus.COMPLETED: "finished", JobStatus.CANCELLED: "cancelled"}  # else "failed"
 
 
 class Endings:
@@ -141,9 +143,9 @@ class Endings:
             self.metrics.duplicates.inc()
             return
         if warm:
-            outcome = (
-                "failed" if result.status != JobStatus.COMPLETED else "already_warm" if result.cache_hit else "finished"
-            )
+            outcome = WARM_OUTCOME_OF.get(result.status, "failed")
+            if outcome == "finished" and result.cache_hit:
+                outcome = "already_warm"
             self.metrics.warm_jobs.labels(outcome=outcome).inc()
             log.info("warm job ended: %s", outcome if result.error_message is None else result.error_message)
             return

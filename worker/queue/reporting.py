@@ -30,6 +30,40 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 REDIS_RETRY_AFTER_S = 2.0
 
 
+class BestEffort:
+    """Mid-job Redis calls that an outage must not fail: skipped with a warning, and not tried again for
+    REDIS_RETRY_AFTER_S, so an outage cannot stall every step."""
+
+    def __init__(self) -> None:
+        self._down_until = 0.0
+
+    def __call__(self, call: Callable[[], object]) -> object:
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            return call()
+        except redis.RedisError as exc:
+            if not isinstance(exc, REDIS_ERRORS) and not (isinstance(exc, redis.ResponseError) and is_transient(exc)):
+                raise
+            self._down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            log.warning(
+                "redis unavailable mid-job (%s); events and cancel checks paused for %.0f s", exc, REDIS_RETRY_AFTER_S
+            )
+            return None
+
+
+class CancelFlag:
+    """Is the job's cancel key set? Read at every step; during a Redis outage it reads as not set."""
+
+    def __init__(self, client: redis.Redis, key: str, best_effort: BestEffort) -> None:
+        self.client = client
+        self.key = key
+        self.best_effort = best_effort
+
+    def is_set(self) -> bool:
+        return bool(self.best_effort(lambda: self.client.exists(self.key)))
+
+
 class RedisJobHooks:
     """The hooks (worker.job.JobHooks) of one run of a job."""
 
@@ -48,14 +82,13 @@ class RedisJobHooks:
     ) -> None:
         self.events = events
         self.states = states
-        self.client = client
-        self.cancel_key = cancel_key
         self.run = run
         self.throttle = ProgressThrottle(progress_interval_ms)
         self.on_step = on_step
         self.preview_throttle = PreviewThrottle(preview_interval_ms)
         self.previews = previews
-        self._redis_down_until = 0.0
+        self._best_effort = BestEffort()
+        self.cancel_flag = CancelFlag(client, cancel_key, self._best_effort)
         self._begun: Future[int] | None = None
         self._gave_up: Callable[[int], JobError | None] | None = None
 
@@ -119,18 +152,4 @@ class RedisJobHooks:
     def cancel_requested(self) -> bool:
         self.on_step()
         self._await_begin()
-        return bool(self._best_effort(lambda: self.client.exists(self.cancel_key)))
-
-    def _best_effort(self, call: Callable[[], object]) -> object:
-        if time.monotonic() < self._redis_down_until:
-            return None
-        try:
-            return call()
-        except redis.RedisError as exc:
-            if not isinstance(exc, REDIS_ERRORS) and not (isinstance(exc, redis.ResponseError) and is_transient(exc)):
-                raise
-            self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
-            log.warning(
-                "redis unavailable mid-job (%s); events and cancel checks paused for %.0f s", exc, REDIS_RETRY_AFTER_S
-            )
-            return None
+        return self.cancel_flag.is_set()

@@ -94,11 +94,30 @@ class AsyncNpcVideoClient:
         lane_key = self.names.lane(Lane.WARM)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for _job_id, body in submissions:
+            for job_id, body in submissions:
                 fields: Any = {"job": body}
+                pipe.delete(self.names.cancel(job_id))
                 pipe.xadd(lane_key, fields)
             await pipe.execute()
         return [job_id for job_id, _body in submissions]
+
+    async def warm_cancel(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+        ttl_s: int = DEFAULT_CANCEL_TTL_S,
+    ) -> list[str]:
+        """See NpcVideoClient.warm_cancel."""
+        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.set(self.names.cancel(job_id), "1", ex=ttl_s)
+            await pipe.execute()
+        return ids
 
     async def warm_status(
         self,

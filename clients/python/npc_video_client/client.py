@@ -109,16 +109,38 @@ class NpcVideoClient:
         """Make an NPC's likely reactions ahead of time on the workers' idle time (the warm lane): one warm job per
         reaction, exactly the real job that `npc` + the reaction + preset + style will be. Returns the warm job ids.
         Warm jobs yield to real jobs and write no state or events but their end; the identical real job later finds
-        its video made (a cache hit in milliseconds), or joins the warm job still making it."""
+        its video made (a cache hit in milliseconds), or joins the warm job still making it. Warming a reaction
+        again withdraws an earlier `warm_cancel` of it."""
         submissions = warm_submissions(npc, reactions, preset=preset, style=style, metadata=metadata)
         lane_key = self.names.lane(Lane.WARM)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for _job_id, body in submissions:
+            for job_id, body in submissions:
                 fields: Any = {"job": body}
+                pipe.delete(self.names.cancel(job_id))
                 pipe.xadd(lane_key, fields)
             pipe.execute()
         return [job_id for job_id, _body in submissions]
+
+    def warm_cancel(
+        self,
+        npc: Mapping[str, Any],
+        reactions: Sequence[Mapping[str, Any]],
+        *,
+        preset: str | None = None,
+        style: str | None = None,
+        ttl_s: int = DEFAULT_CANCEL_TTL_S,
+    ) -> list[str]:
+        """Drop the warm jobs of these reactions (as given to `warm`), e.g. when the NPC leaves the scene: a waiting
+        one ends `cancelled` when a worker takes it, a running one at its next step, unless a real job has joined it.
+        Videos already made stay in the warm cache. Returns the warm job ids."""
+        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        with reachable(self.redis):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.set(self.names.cancel(job_id), "1", ex=ttl_s)
+            pipe.execute()
+        return ids
 
     def warm_status(
         self,

@@ -125,7 +125,8 @@ export class NpcVideoClient {
    * Make an NPC's likely reactions ahead of time on the workers' idle time (the warm lane): one warm job per
    * reaction, exactly the real job that npc + reaction + preset + style will be. Returns the warm job ids. Warm jobs
    * yield to real jobs and write no state or events but their end; the identical real job later finds its video
-   * made (a cache hit in milliseconds), or joins the warm job still making it.
+   * made (a cache hit in milliseconds), or joins the warm job still making it. Warming a reaction again withdraws an
+   * earlier warmCancel of it.
    */
   async warm(
     npc: Partial<NpcResponseParams>,
@@ -144,10 +145,33 @@ export class NpcVideoClient {
     });
     await reachable(this.where, async () => {
       const pipeline = this.redis.multi();
-      for (const envelope of envelopes) pipeline.xAdd(this.names.lane("warm"), "*", { job: JSON.stringify(envelope) });
+      for (const envelope of envelopes) {
+        pipeline.del(this.names.cancel(envelope.job_id));
+        pipeline.xAdd(this.names.lane("warm"), "*", { job: JSON.stringify(envelope) });
+      }
       await pipeline.execAsPipeline();
     });
     return envelopes.map((envelope) => envelope.job_id);
+  }
+
+  /**
+   * Drop the warm jobs of these reactions (as given to warm), e.g. when the NPC leaves the scene: a waiting one ends
+   * cancelled when a worker takes it, a running one at its next step, unless a real job has joined it. Videos
+   * already made stay in the warm cache. Returns the warm job ids.
+   */
+  async warmCancel(
+    npc: Partial<NpcResponseParams>,
+    reactions: Partial<NpcResponseParams>[],
+    options: { preset?: string; style?: string; ttlS?: number } = {},
+  ): Promise<string[]> {
+    const ids = reactions.map((reaction) => warmJobId(warmParams(npc, reaction, options)));
+    await reachable(this.where, async () => {
+      const pipeline = this.redis.multi();
+      const expiration = { type: "EX", value: options.ttlS ?? 86_400 } as const;
+      for (const id of ids) pipeline.set(this.names.cancel(id), "1", { expiration });
+      await pipeline.execAsPipeline();
+    });
+    return ids;
   }
 
   /** Which of these reactions (as given to warm) have their video ready now. */

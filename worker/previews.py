@@ -19,6 +19,9 @@ WEBP_QUALITY = 60
 # (5.7 ms against 3.2 ms for 13 frames of 64x64) for files 15% smaller; on a CPU device that time is taken from the
 # steps (the encoder releases the GIL, but shares the cores).
 WEBP_METHOD = 0
+# No key frames after the first: each frame is coded against the one before (a preview is played from its start),
+# and libwebp does not encode every frame twice to choose (3.0 against 5.0 ms for 13 frames of 64x64).
+WEBP_KEYFRAMES = {"kmin": 0, "kmax": 0}
 
 
 def encode_webp(frames: np.ndarray, fps: float) -> bytes:
@@ -28,7 +31,7 @@ def encode_webp(frames: np.ndarray, fps: float) -> bytes:
     duration_ms = max(1, round(1000 / fps)) if fps > 0 else 100
     images[0].save(
         buffer, format="WEBP", save_all=len(images) > 1, append_images=images[1:], duration=duration_ms, loop=0,
-        quality=WEBP_QUALITY, method=WEBP_METHOD,
+        quality=WEBP_QUALITY, method=WEBP_METHOD, **WEBP_KEYFRAMES,
     )  # fmt: skip
     return buffer.getvalue()
 

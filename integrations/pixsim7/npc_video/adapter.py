@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from pixsim7.backend.main.domain import Generation, OperationType, ProviderStatus
 from pixsim7.backend.main.domain.enums import GenerationErrorCode
@@ -53,6 +53,19 @@ def new_job_id(generation_id: int) -> str:
 def unavailable(exc: RedisUnavailable) -> ProviderError:
     """An outage: retryable, and a code pixsim7's poller counts as transient (it backs off and polls again)."""
     return ProviderError(str(exc), error_code=GenerationErrorCode.PROVIDER_UNAVAILABLE.value, retryable=True)
+
+
+T = TypeVar("T")
+
+
+async def _as_provider_errors(call: Awaitable[T]) -> T:
+    """A warm call's errors as pixsim7's: a reaction that is no job is a final param_invalid, an outage retryable."""
+    try:
+        return await call
+    except JobRejected as exc:
+        raise ProviderError(str(exc), error_code=GenerationErrorCode.PARAM_INVALID.value, retryable=False) from exc
+    except RedisUnavailable as exc:
+        raise unavailable(exc) from exc
 
 
 class NpcVideoProvider(Provider):
@@ -175,12 +188,7 @@ class NpcVideoProvider(Provider):
         stored (or being made). Warming the same reactions again is harmless. Returns the warm job ids."""
         jobs = await self._warm_params(generations, user_id, resolve_source_fn)
         client = await self._client()
-        try:
-            ids = await client.warm({}, jobs, metadata={"user_id": user_id})
-        except JobRejected as exc:
-            raise ProviderError(str(exc), error_code=GenerationErrorCode.PARAM_INVALID.value, retryable=False) from exc
-        except RedisUnavailable as exc:
-            raise unavailable(exc) from exc
+        ids = await _as_provider_errors(client.warm({}, jobs, metadata={"user_id": user_id}))
         log.info("npc-video: %d reaction(s) of user %s warming", len(ids), user_id)
         return ids
 
@@ -190,12 +198,18 @@ class NpcVideoProvider(Provider):
         """How many of these reactions have their video ready (the same items as given to `warm`)."""
         jobs = await self._warm_params(generations, user_id, resolve_source_fn)
         client = await self._client()
-        try:
-            return await client.warm_status({}, jobs)
-        except JobRejected as exc:
-            raise ProviderError(str(exc), error_code=GenerationErrorCode.PARAM_INVALID.value, retryable=False) from exc
-        except RedisUnavailable as exc:
-            raise unavailable(exc) from exc
+        return await _as_provider_errors(client.warm_status({}, jobs))
+
+    async def warm_cancel(
+        self, generations: Sequence[dict[str, Any]], *, user_id: int, resolve_source_fn: ResolveSource
+    ) -> list[str]:
+        """Drop the warm jobs of these reactions (the same items as given to `warm`), e.g. when the NPC leaves the
+        scene: they stop taking the workers' idle time; videos already made stay. Returns the warm job ids."""
+        jobs = await self._warm_params(generations, user_id, resolve_source_fn)
+        client = await self._client()
+        ids = await _as_provider_errors(client.warm_cancel({}, jobs))
+        log.info("npc-video: %d warm reaction(s) of user %s cancelled", len(ids), user_id)
+        return ids
 
     async def _warm_params(
         self, generations: Sequence[dict[str, Any]], user_id: int, resolve_source_fn: ResolveSource

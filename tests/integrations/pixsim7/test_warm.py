@@ -106,7 +106,24 @@ def test_warming_with_redis_down_is_a_retryable_unavailable_provider_error(load_
 
     provider = load_plugin(NPC_VIDEO_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     resolve = resolver(assets(tmp_path))
-    for call in (provider.warm, provider.warm_status):
+    for call in (provider.warm, provider.warm_status, provider.warm_cancel):
         with pytest.raises(ProviderError) as caught:
             asyncio.run(call(reactions(), user_id=3, resolve_source_fn=resolve))
         assert (caught.value.retryable, caught.value.error_code) == (True, "provider_unavailable")
+
+
+def test_cancelling_warmed_reactions_sets_the_cancel_of_each_warm_job(load_plugin, redis_client, tmp_path):
+    """The NPC left the scene: its warm jobs' cancel keys are set (the worker then drops them, tests/worker/
+    test_warm.py), and warming the same reactions again withdraws them."""
+    provider = load_plugin()
+    resolve = resolver(assets(tmp_path))
+
+    async def leave_and_come_back() -> tuple[list[str], list[str], list[int], list[str]]:
+        ids = await provider.warm(reactions(), user_id=3, resolve_source_fn=resolve)
+        cancelled = await provider.warm_cancel(reactions(), user_id=3, resolve_source_fn=resolve)
+        ttls = [redis_client.ttl(NAMES.cancel(job_id)) for job_id in ids]
+        return ids, cancelled, ttls, await provider.warm(reactions(), user_id=3, resolve_source_fn=resolve)
+
+    ids, cancelled, ttls, again = asyncio.run(leave_and_come_back())
+    assert cancelled == ids == again and all(ttl > 0 for ttl in ttls)
+    assert [redis_client.exists(NAMES.cancel(job_id)) for job_id in ids] == [0, 0]

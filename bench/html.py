@@ -77,6 +77,10 @@ def _percent(value: Any) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
 
+def _signed_percent(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:+.1f} %"
+
+
 Column = tuple[str, Callable[[dict[str, Any]], str]]
 
 
@@ -88,7 +92,9 @@ def _conditioning(row: dict[str, Any]) -> str:
 def _warm(warm: dict[str, Any] | None) -> str:
     if not warm:
         return "-"
-    return " / ".join(_number(warm[name], 1) for name in ("cold_p50_ms", "warmed_p50_ms", "backlog_p50_ms"))
+    latencies = " / ".join(_number(warm[name], 1) for name in ("cold_p50_ms", "warmed_p50_ms", "backlog_p50_ms"))
+    backlog, preview = _signed_percent(warm["backlog_vs_cold_p50"]), _signed_percent(warm["preview_step_overhead"])
+    return f"{latencies} ({backlog}); preview {preview}"
 
 
 def _burst(burst: dict[str, Any] | None) -> str:
@@ -120,7 +126,7 @@ RESULT_COLUMNS: list[Column] = [
     ("% of peak", lambda row: _percent(row["peak_fraction"])),
     ("conditioning ms: first / cached", _conditioning),
     ("burst: jobs/s, device busy, gap p50 ms", lambda row: _burst(row.get("burst"))),
-    ("warm: cold / warmed / with backlog p50 ms", lambda row: _warm(row.get("warm"))),
+    ("warm: cold / warmed / backlog p50 ms (backlog vs cold); preview cost", lambda row: _warm(row.get("warm"))),
 ]
 
 

@@ -56,6 +56,8 @@ WARM_COLUMNS = [
     "warmed_p50_ms",
     "backlog_p50_ms",
     "backlog_device_p50_ms",
+    "backlog_vs_cold_p50",
+    "backlog_device_vs_cold_p50",
     "start_after_arrival_ms_p50",
     "start_after_arrival_ms_max",
     "step_ms_p50",

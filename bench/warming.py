@@ -1,20 +1,26 @@
 """Warm reactions and live previews, measured through the queue as a producer sees them (`--warm N`).
 
-After a row's runs, on the row's own serve child (its previews at every step, NPC_WORKER_PREVIEW_INTERVAL_MS=0):
-1. cold: N reactions, never warmed, submitted one after another; submit to result (`cold_p50_ms`), and submit to
-   the end of its device work (`cold_device_p50_ms`, from the result's `timings.generate_ended_at`);
-2. a warm backlog of `WARM_BACKLOG` other reactions goes onto the warm lane, and N more real reactions are submitted
-   one after another while it runs: submit to result (`backlog_p50_ms`, against `cold_p50_ms`) and to the end of its
-   device work (`backlog_device_p50_ms`: what the scheduling decides; the rest, MP4 encode and upload, runs beside
-   the next warm job, which on a CPU shares its cores), and the time from a real job's arrival to the begin of its
-   run (`start_after_arrival_ms_p50`, and `_max`: the warm job on the device gives way at its next step, or at the
-   next chunk of its VAE decode), next to the step time (`step_ms_p50`);
-3. warmed: N reactions warmed with `client.warm`, then, once ready, their real jobs: submit to result
+After a row's runs, on the row's own serve child (its previews at every step, NPC_WORKER_PREVIEW_INTERVAL_MS=0).
+The machine's speed drifts by more than the effects measured here (on the shared 2-core development machine a
+job's device time moved 50% within one run), so what is compared is measured in rounds, side by side, and the
+ratios are taken per round:
+1. N rounds, each of a cold job and a busy job, in turn (cold first in even rounds, busy first in odd ones, so a
+   steady drift cancels): the cold job runs with the warm lane empty; for the busy job a warm backlog of
+   `WARM_BACKLOG` other reactions goes onto the warm lane, the real job is submitted while a warm job runs, and
+   once it has its result the backlog is cancelled (`client.warm_cancel`) and waited out. Per job: submit to
+   result (`cold_p50_ms`, `backlog_p50_ms`; per round busy / cold - 1: `backlog_vs_cold_p50`) and submit to the end
+   of its device work (`cold_device_p50_ms`, `backlog_device_p50_ms`, `backlog_device_vs_cold_p50`: what the
+   scheduling decides; the rest, MP4 encode and upload, runs beside the warm job that resumes, which on a CPU
+   shares its cores); the time from a busy job's arrival to the begin of its run (`start_after_arrival_ms_p50`,
+   and `_max`: the warm job on the device gives way at its next step, or at the next chunk of its VAE decode), next
+   to the step time (`step_ms_p50`);
+2. warmed: N reactions warmed with `client.warm`, then, once ready, their real jobs: submit to result
    (`warmed_p50_ms`, cache hits of the warmed videos);
-4. previews: N pairs of jobs, one that asks for previews and one that does not, the same otherwise, in turn: the
-   first preview's delay after the first step's end (`first_preview_after_first_step_ms`, p50, against the step
-   time) and what a preview at every step adds to a step (`preview_step_overhead`: the p50 step with previews over
-   the p50 step without, less 1, over every step of the pairs).
+3. previews: N pairs of jobs, one that asks for previews and one that does not, the same otherwise, in turn (the
+   one with previews first in even pairs): the first preview's delay after the first step's end
+   (`first_preview_after_first_step_ms`, p50, against the step time) and what a preview at every step adds to a
+   step (`preview_step_overhead`: per pair, the p50 step with previews over the p50 step without, less 1; the p50
+   of the pairs).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class WarmFigures:
     warmed_p50_ms: float
     backlog_p50_ms: float
     backlog_device_p50_ms: float | None
+    backlog_vs_cold_p50: float
+    backlog_device_vs_cold_p50: float | None
     start_after_arrival_ms_p50: float
     start_after_arrival_ms_max: float
     step_ms_p50: float
@@ -68,12 +76,16 @@ class WarmScenario:
         self._device_ms: dict[str, float] = {}  # submit to the end of the job's device work (generate_ended_at)
 
     def measure(self) -> WarmFigures:
-        cold = [self._timed(f"{self.label}-cold-{index}", 100 + index) for index in range(self.reactions)]
-        backlog_ids = self._warm_backlog()
-        with_backlog = [self._timed(f"{self.label}-busy-{index}", 300 + index) for index in range(self.reactions)]
-        starts = [self._start_after_arrival(job_id) for job_id, _ms in with_backlog]
-        steps = [step for job_id, _ms in with_backlog for step in self._step_ms(job_id)]
-        self._wait_warm_ready(backlog_ids)
+        cold: list[tuple[str, float]] = []
+        busy: list[tuple[str, float]] = []
+        for round_number in range(self.reactions):
+            for kind in ("cold", "busy") if round_number % 2 == 0 else ("busy", "cold"):
+                if kind == "cold":
+                    cold.append(self._timed(f"{self.label}-cold-{round_number}", 100 + round_number))
+                else:
+                    busy.append(self._behind_backlog(round_number))
+        starts = [self._start_after_arrival(job_id) for job_id, _ms in busy]
+        steps = [step for job_id, _ms in busy for step in self._step_ms(job_id)]
         warmed = self._warmed()
         first_preview, overhead = self._previews()
         return WarmFigures(
@@ -82,8 +94,10 @@ class WarmScenario:
             cold_p50_ms=statistics.median(ms for _id, ms in cold),
             cold_device_p50_ms=self._device_p50([job_id for job_id, _ms in cold]),
             warmed_p50_ms=statistics.median(warmed),
-            backlog_p50_ms=statistics.median(ms for _id, ms in with_backlog),
-            backlog_device_p50_ms=self._device_p50([job_id for job_id, _ms in with_backlog]),
+            backlog_p50_ms=statistics.median(ms for _id, ms in busy),
+            backlog_device_p50_ms=self._device_p50([job_id for job_id, _ms in busy]),
+            backlog_vs_cold_p50=statistics.median(b / c - 1 for (_b, b), (_c, c) in zip(busy, cold, strict=True)),
+            backlog_device_vs_cold_p50=self._device_ratio_p50(busy, cold),
             start_after_arrival_ms_p50=statistics.median(starts),
             start_after_arrival_ms_max=max(starts),
             step_ms_p50=statistics.median(steps) if steps else float("nan"),
@@ -116,11 +130,38 @@ class WarmScenario:
         params: dict[str, Any] = self.reaction("params", number)["params"]
         return params
 
-    def _warm_backlog(self) -> list[str]:
-        reactions = [self._params(1000 + index) for index in range(WARM_BACKLOG)]
+    def _behind_backlog(self, round_number: int) -> tuple[str, float]:
+        """A real job submitted while a warm backlog runs; the backlog is cancelled and waited out afterwards, so
+        the round's cold job finds the warm lane empty."""
+        first = 1000 + round_number * WARM_BACKLOG
+        reactions = [self._params(first + index) for index in range(WARM_BACKLOG)]
+        cursor = self.client.events_cursor()
         ids = self.client.warm({}, reactions)
         time.sleep(0.5)  # the worker takes the first warm job onto the device
-        return ids
+        timed = self._timed(f"{self.label}-busy-{round_number}", 300 + round_number)
+        self.client.warm_cancel({}, reactions)
+        self._wait_ended(ids, cursor)
+        return timed
+
+    def _wait_ended(self, ids: list[str], cursor: str) -> None:
+        """Until every one of these warm jobs has its end event (finished before its cancel, or cancelled)."""
+        waiting, deadline = set(ids), time.monotonic() + READY_TIMEOUT_S
+        while waiting:
+            if time.monotonic() > deadline:
+                raise BenchError(f"warm scenario: {len(waiting)} cancelled warm jobs did not end in time")
+            entries: Any = self.client.redis.xrange(self.client.names.events, min=f"({cursor}")
+            for entry_id, fields in entries:
+                cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                waiting.discard(json.loads(fields[b"event"]).get("job_id"))
+            time.sleep(0.05)
+
+    def _device_ratio_p50(self, busy: list[tuple[str, float]], cold: list[tuple[str, float]]) -> float | None:
+        ratios = [
+            self._device_ms[b] / self._device_ms[c] - 1
+            for (b, _b), (c, _c) in zip(busy, cold, strict=True)
+            if b in self._device_ms and c in self._device_ms
+        ]
+        return statistics.median(ratios) if ratios else None
 
     def _warmed(self) -> list[float]:
         numbers = [500 + index for index in range(self.reactions)]
@@ -143,24 +184,19 @@ class WarmScenario:
                 raise BenchError(f"warm scenario: the warmed reaction {job_id} was not a cache hit")
         return timed
 
-    def _wait_warm_ready(self, ids: list[str]) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        names = self.client.names
-        while sum(value is not None for value in self.client.redis.hmget(names.warm_ready, ids)) < len(ids):
-            if time.monotonic() > deadline:
-                raise BenchError("warm scenario: the warm backlog did not finish in time")
-            time.sleep(0.1)
-
     def _previews(self) -> tuple[float | None, float | None]:
         firsts: list[float] = []
-        with_previews: list[float] = []
-        without: list[float] = []
+        ratios: list[float] = []
         for pair in range(self.reactions):
             watched = self.reaction(f"{self.label}-preview-on-{pair}", 700 + 2 * pair)
             watched["preview"] = True
-            self.client.submit(watched, lane="high")
-            self.client.wait(watched["job_id"], timeout_s=READY_TIMEOUT_S, poll_s=POLL_S)
-            plain_id, _ms = self._timed(f"{self.label}-preview-off-{pair}", 701 + 2 * pair)
+            plain_id = f"{self.label}-preview-off-{pair}"
+            for watching in (True, False) if pair % 2 == 0 else (False, True):
+                if watching:
+                    self.client.submit(watched, lane="high")
+                    self.client.wait(watched["job_id"], timeout_s=READY_TIMEOUT_S, poll_s=POLL_S)
+                else:
+                    self._timed(plain_id, 701 + 2 * pair)
             events = self._events(watched["job_id"])
             first_step = next(
                 (event["timestamp"] for event in events if event["type"] == "job:progress" and event["step"] == 1), None
@@ -168,12 +204,10 @@ class WarmScenario:
             previews = [event["timestamp"] for event in events if event["type"] == "job:preview"]
             if previews and first_step is not None:
                 firsts.append(float(previews[0] - first_step))
-            with_previews += self._step_ms(watched["job_id"])
-            without += self._step_ms(plain_id)
-        overhead = (
-            statistics.median(with_previews) / statistics.median(without) - 1 if with_previews and without else None
-        )
-        return (statistics.median(firsts) if firsts else None), overhead
+            with_previews, without = self._step_ms(watched["job_id"]), self._step_ms(plain_id)
+            if with_previews and without:
+                ratios.append(statistics.median(with_previews) / statistics.median(without) - 1)
+        return (statistics.median(firsts) if firsts else None), (statistics.median(ratios) if ratios else None)
 
     # -- reading the events --------------------------------------------------------------------------------------
     def _events(self, job_id: str) -> list[dict[str, Any]]:

@@ -99,10 +99,12 @@ def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     assert 0 < warm["start_after_arrival_ms_p50"] <= warm["start_after_arrival_ms_max"] and warm["backlog_p50_ms"] > 0
     assert 0 < warm["cold_device_p50_ms"] <= warm["cold_p50_ms"]  # the device's part of each job, then encode, upload
     assert 0 < warm["backlog_device_p50_ms"] <= warm["backlog_p50_ms"]
+    assert warm["backlog_vs_cold_p50"] > -1 and warm["backlog_device_vs_cold_p50"] > -1  # ratios of two positives
     assert warm["first_preview_after_first_step_ms"] is not None and warm["preview_step_overhead"] is not None
     header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert {"warm_cold_p50_ms", "warm_warmed_p50_ms", "warm_preview_step_overhead"} <= set(header)
     assert list(redis.Redis.from_url(redis_url).scan_iter(match="npc-bench-*")) == []
+    assert "preview cost" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_group_setting_runs_the_serve_child_as_a_worker_group_with_the_same_video(

@@ -39,7 +39,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
-from npc_video_client.warming import WarmStatus, warm_submissions
+from npc_video_client.warming import WarmStatus, queue_warm_cancels, warm_job_ids, warm_submissions
 
 
 class AsyncNpcVideoClient:
@@ -111,11 +111,10 @@ class AsyncNpcVideoClient:
         ttl_s: int = DEFAULT_CANCEL_TTL_S,
     ) -> list[str]:
         """See NpcVideoClient.warm_cancel."""
-        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        ids = warm_job_ids(npc, reactions, preset=preset, style=style)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.set(self.names.cancel(job_id), "1", ex=ttl_s)
+            queue_warm_cancels(pipe, self.names, ids, ttl_s)
             await pipe.execute()
         return ids
 
@@ -128,7 +127,7 @@ class AsyncNpcVideoClient:
         style: str | None = None,
     ) -> WarmStatus:
         """See NpcVideoClient.warm_status."""
-        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        ids = warm_job_ids(npc, reactions, preset=preset, style=style)
         with reachable(self.redis):
             keys: list[Any] = await self.redis.hmget(self.names.warm_ready, ids)
         return WarmStatus({job_id: key is not None for job_id, key in zip(ids, keys, strict=True)})

@@ -40,7 +40,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
-from npc_video_client.warming import WarmStatus, warm_submissions
+from npc_video_client.warming import WarmStatus, queue_warm_cancels, warm_job_ids, warm_submissions
 
 __all__ = [
     "CancelOutcome",
@@ -134,11 +134,10 @@ class NpcVideoClient:
         """Drop the warm jobs of these reactions (as given to `warm`), e.g. when the NPC leaves the scene: a waiting
         one ends `cancelled` when a worker takes it, a running one at its next step, unless a real job has joined it.
         Videos already made stay in the warm cache. Returns the warm job ids."""
-        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        ids = warm_job_ids(npc, reactions, preset=preset, style=style)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.set(self.names.cancel(job_id), "1", ex=ttl_s)
+            queue_warm_cancels(pipe, self.names, ids, ttl_s)
             pipe.execute()
         return ids
 
@@ -151,7 +150,7 @@ class NpcVideoClient:
         style: str | None = None,
     ) -> WarmStatus:
         """Which of these reactions (as given to `warm`) have their video ready now."""
-        ids = [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+        ids = warm_job_ids(npc, reactions, preset=preset, style=style)
         with reachable(self.redis):
             keys: list[Any] = self.redis.hmget(self.names.warm_ready, ids)
         return WarmStatus({job_id: key is not None for job_id, key in zip(ids, keys, strict=True)})

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from npc_video_client.names import StreamNames
 from npc_video_client.protocol import JobRejected, prepare_submission
 
 WARM_ID_PREFIX = "warm-"
@@ -60,6 +61,19 @@ def warm_submissions(
         except JobRejected as exc:
             raise JobRejected(f"warm: reaction {index}: {exc}") from exc
     return submissions
+
+
+def warm_job_ids(
+    npc: Mapping[str, Any], reactions: Sequence[Mapping[str, Any]], *, preset: str | None, style: str | None
+) -> list[str]:
+    """The ids `warm` gives these reactions' warm jobs (each reaction checked as `warm` checks it)."""
+    return [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+
+
+def queue_warm_cancels(pipe: Any, names: StreamNames, job_ids: Sequence[str], ttl_s: int) -> None:
+    """SET the cancel key of each warm job with an expiry, on a (sync or asyncio) pipeline the caller executes."""
+    for job_id in job_ids:
+        pipe.set(names.cancel(job_id), "1", ex=ttl_s)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ failures to endings (worker.queue.endings), retried alone when they failed in a 
 A warm batch (worker.warm_runs) begins no run: it yields at its next step to a real job put in the ready queue
 (`on_ready`), and a real job identical to one of its jobs joins that job instead of running (`join`): it finishes as
 a cache hit once the warm job's video is stored, or goes back to the ready queue should the warm job not finish.
+On a CPU device a warm batch also waits for the real jobs still finishing: their encodes and uploads would share
+its cores (on a GPU it starts at once, beside them).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from worker.shutdown import ImmediateShutdown
 from worker.warm_runs import Joiner, Preempted, WarmHooks
 
 log = logging.getLogger(__name__)
+CORES_POLL_S = 0.01  # how often a waiting warm batch looks whether the real runs finished
 
 
 class DeviceStage:
@@ -62,6 +65,7 @@ class DeviceStage:
         self._joined: dict[int, list[ReadyJob]] = {}  # real jobs riding along, by id() of the warm job they joined
         self._preempt = threading.Event()
         self._lock = threading.Lock()  # the intake thread joins and preempts while the device thread runs
+        self._shares_cores = models.pool.device.split(":")[0] == "cpu"  # with the finisher's encodes
 
     # -- called from the intake thread -------------------------------------------------------------------------
     def on_ready(self, job: ReadyJob) -> None:
@@ -108,8 +112,12 @@ class DeviceStage:
         else:
             begun = [self._begin_in_background(job) for job in batch if job.run.attempt == 0]
         in_pipeline_call = True
+        outcomes: list[Outcome]
         try:
-            outcomes = self.models.generate_batch([(job.prepared, job.hooks) for job in batch])
+            if warm and not self._cores_free():
+                outcomes, in_pipeline_call = [Preempted() for _job in batch], False
+            else:
+                outcomes = self.models.generate_batch([(job.prepared, job.hooks) for job in batch])
         except ImmediateShutdown:
             raise
         except Exception as exc:  # the model's load or its LoRAs failed: the same for every member
@@ -127,6 +135,19 @@ class DeviceStage:
             immediate = immediate or stop
         if immediate is not None:
             raise immediate
+
+    def _cores_free(self) -> bool:
+        """A warm batch on a CPU device waits until no real run is finishing, or a real job joins it; False when a
+        real job became ready meanwhile (the batch gives way before it began)."""
+        while self._shares_cores and self.finisher.real_in_flight() > 0 and not self._has_riders():
+            if self._preempt.wait(timeout=CORES_POLL_S):
+                return False
+        return True
+
+    def _has_riders(self) -> bool:
+        """A real job joined the waiting warm batch: it starts now, for that job."""
+        with self._lock:
+            return any(self._joined.get(id(job)) for job in self._warm)
 
     def _begin_in_background(self, job: ReadyJob) -> Future[int]:
         """A real job's run begins beside the device's start; its first step waits for it."""

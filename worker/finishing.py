@@ -67,13 +67,23 @@ class FinishStage:
         self.capacity = capacity
         self._room = threading.BoundedSemaphore(capacity)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
+        self._real = 0  # real runs handed on and not finished yet
+        self._real_lock = threading.Lock()
 
     def submit(self, item: Finishing) -> None:
         """Hand a run on, once there is room (the caller beats while it waits; a second signal stops it)."""
         while not self._room.acquire(timeout=ROOM_POLL_S):
             self.shutdown.check_immediate()
             self.beat()
+        if not item.run.lease.warm:
+            with self._real_lock:
+                self._real += 1
         self._executor.submit(contextvars.copy_context().run, self._finish, item)
+
+    def real_in_flight(self) -> int:
+        """Real runs handed on whose encode, upload and terminal write are not done yet."""
+        with self._real_lock:
+            return self._real
 
     def _finish(self, item: Finishing) -> None:
         run, prepared = item.run, item.prepared
@@ -94,6 +104,9 @@ class FinishStage:
             self.runs.forget(run.lease)
             self.leases.release(run.lease)
         finally:
+            if not run.lease.warm:
+                with self._real_lock:
+                    self._real -= 1
             self.metrics.in_flight.dec()
             self._room.release()
 

@@ -154,6 +154,12 @@ class WorkerMetrics:
         self.warm_hits = Counter(
             "npc_warm_hits", "real jobs whose video a warm job had made (or was making: joined)", registry=self.registry
         )
+        self.previews = Counter("npc_previews", "live previews (job:preview) encoded", registry=self.registry)
+        self.preview_cpu = Counter(
+            "npc_preview_cpu_seconds",
+            "CPU time spent encoding and sending live previews (on a CPU device, taken from the steps)",
+            registry=self.registry,
+        )
         self._tally = {"lookups": 0, "warm_hits": 0}
         self.warm_hit_ratio = Gauge(
             "npc_warm_hit_ratio", "warm hits / result lookups since this worker started", registry=self.registry
@@ -226,6 +232,10 @@ class WorkerMetrics:
             self.load_seconds.labels(model=result.model).observe(result.timings.load_ms / 1000)
         if result.timings.swap_ms:
             self.swap_seconds.labels(model=result.model).observe(result.timings.swap_ms / 1000)
+
+    def observe_preview(self, cpu_s: float) -> None:
+        self.previews.inc()
+        self.preview_cpu.inc(cpu_s)
 
     def observe_lookup(self, warm_hit: bool) -> None:
         """A real job looked its video up; `warm_hit`: a warm job had made it (or was making it)."""

@@ -301,6 +301,7 @@ class Worker:
             on_step=self._step,
             preview_interval_ms=self.settings.preview_interval_ms,
             previews=self._previews,
+            preview_spent=self.metrics.observe_preview,
         )
 
     def _step(self) -> None:

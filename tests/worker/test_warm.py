@@ -118,18 +118,21 @@ def test_the_warm_cache_keeps_its_budget_and_deletes_what_leaves(start_worker, p
 
 
 def test_previews_come_when_asked_decode_as_images_and_never_for_warm_jobs(start_worker, producer, redis_client, names):
-    start_worker(preview_interval_ms=0)
+    worker = start_worker(preview_interval_ms=0)
     asked = envelope("watched", **{**FAST, "steps": 4})
     asked["preview"] = True
     producer.wait(producer.submit(asked), timeout_s=60)
     producer.wait(producer.submit(envelope("unwatched", **FAST)), timeout_s=60)
     previews = [event for event in events(redis_client, names, "watched") if event["type"] == "job:preview"]
-    assert [event["step"] for event in previews] == [1, 2, 3, 4]
+    steps = [event["step"] for event in previews]
+    assert steps[0] == 1 and steps == sorted(set(steps)) and steps[-1] <= 4  # then as the CPU budget allows
     image = Image.open(io.BytesIO(base64.b64decode(previews[0]["data"])))
     assert image.format == "WEBP" and (image.width, image.height) == (previews[0]["width"], previews[0]["height"])
     assert getattr(image, "n_frames", 1) == previews[0]["frames"] and previews[0]["mime"] == "image/webp"
     assert "job:preview" not in event_types(redis_client, names, "unwatched")
     assert all(len(base64.b64decode(event["data"])) < 16_000 for event in previews)
+    wait_until(lambda: worker.service.metrics.previews._value.get() == len(previews), what="previews on /metrics")
+    assert worker.service.metrics.preview_cpu._value.get() > 0
     (warm_id,) = producer.warm(NPC, [reaction("calm", **FAST)])
     wait_until(lambda: events(redis_client, names, warm_id), what="the warm job's end")
     assert event_types(redis_client, names, warm_id) == ["job:completed"]
@@ -170,3 +173,20 @@ def test_a_warm_job_cancelled_while_a_real_job_rides_along_finishes_for_it(start
     result = producer.wait("rider", timeout_s=120)
     assert result.status == JobStatus.COMPLETED and result.cache_hit
     assert warm_ended(redis_client, names, warm_id) == ["job:completed"]  # the rider needed its video
+
+
+def test_on_a_cpu_device_a_warm_job_starts_once_the_real_jobs_before_it_are_finished(
+    start_worker, producer, redis_client, names
+):
+    """The encode and upload of a real job share the CPU device's cores: the warm job waiting behind it begins its
+    device work only after the real job's terminal write (on a GPU it would begin at once, beside them)."""
+    start_worker()
+    producer.submit(envelope("real", steps=2, width=64, height=64, duration=2))
+    wait_until(lambda: "job:processing" in event_types(redis_client, names, "real"), what="the real job running")
+    (warm_id,) = producer.warm(NPC, [reaction("eager", **FAST)])
+    result = producer.wait("real", timeout_s=60)
+    wait_until(lambda: warm_ended(redis_client, names, warm_id), what="the warm job's end")
+    (real_end,) = [event for event in events(redis_client, names, "real") if event["type"] == "job:completed"]
+    (warm_end,) = events(redis_client, names, warm_id)
+    assert result.timings.encode_ms is not None and result.timings.encode_ms > 0
+    assert warm_end["timings"]["generate_started_at"] >= real_end["timestamp"] - 1  # ms stamps, rounded

@@ -79,6 +79,7 @@ class RedisJobHooks:
         on_step: Callable[[], None],
         preview_interval_ms: int,
         previews: Executor,
+        preview_spent: Callable[[float], None],
     ) -> None:
         self.events = events
         self.states = states
@@ -87,6 +88,7 @@ class RedisJobHooks:
         self.on_step = on_step
         self.preview_throttle = PreviewThrottle(preview_interval_ms)
         self.previews = previews
+        self.preview_spent = preview_spent  # the CPU seconds of each preview, to /metrics
         self._best_effort = BestEffort()
         self.cancel_flag = CancelFlag(client, cancel_key, self._best_effort)
         self._begun: Future[int] | None = None
@@ -118,19 +120,27 @@ class RedisJobHooks:
         run = self.run
 
         def send() -> None:
-            event = self.events.stamp(
-                JobPreviewEvent,
-                job_id=run.job_id,
-                step=step,
-                total_steps=total_steps,
-                data=as_base64(encode_webp(frames, fps)),
-                width=int(frames.shape[2]),
-                height=int(frames.shape[1]),
-                frames=int(frames.shape[0]),
-                fps=fps,
-                metadata=run.metadata,
-            )
-            self._best_effort(lambda: self.events.emit(event))
+            started = time.thread_time()
+            try:
+                event = self.events.stamp(
+                    JobPreviewEvent,
+                    job_id=run.job_id,
+                    step=step,
+                    total_steps=total_steps,
+                    data=as_base64(encode_webp(frames, fps)),
+                    width=int(frames.shape[2]),
+                    height=int(frames.shape[1]),
+                    frames=int(frames.shape[0]),
+                    fps=fps,
+                    metadata=run.metadata,
+                )
+                self._best_effort(lambda: self.events.emit(event))
+            except Exception:  # a preview is a nicety: its failure is logged, the job goes on
+                log.exception("the preview of step %d was not sent", step)
+            finally:
+                cpu_s = time.thread_time() - started
+                self.preview_throttle.encoded(cpu_s)
+                self.preview_spent(cpu_s)
 
         self.previews.submit(contextvars.copy_context().run, send)
 

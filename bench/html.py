@@ -93,7 +93,7 @@ def _warm(warm: dict[str, Any] | None) -> str:
     if not warm:
         return "-"
     latencies = " / ".join(_number(warm[name], 1) for name in ("cold_p50_ms", "warmed_p50_ms", "backlog_p50_ms"))
-    backlog, preview = _signed_percent(warm["backlog_vs_cold_p50"]), _signed_percent(warm["preview_step_overhead"])
+    backlog, preview = _signed_percent(warm["backlog_vs_cold_p50"]), _percent(warm["preview_cpu_share"])
     return f"{latencies} ({backlog}); preview {preview}"
 
 
@@ -126,7 +126,7 @@ RESULT_COLUMNS: list[Column] = [
     ("% of peak", lambda row: _percent(row["peak_fraction"])),
     ("conditioning ms: first / cached", _conditioning),
     ("burst: jobs/s, device busy, gap p50 ms", lambda row: _burst(row.get("burst"))),
-    ("warm: cold / warmed / backlog p50 ms (backlog vs cold); preview cost", lambda row: _warm(row.get("warm"))),
+    ("warm: cold / warmed / backlog p50 ms (backlog vs cold); preview CPU share", lambda row: _warm(row.get("warm"))),
 ]
 
 

@@ -123,6 +123,21 @@ class ServeProcess:
                 raise BenchError(f"npc-worker serve was not ready after {timeout_s:.0f} s (log {self.log_path})")
             time.sleep(0.2)
 
+    def counters(self) -> dict[str, float]:
+        """The serve child's counters on /metrics, by sample name (`npc_previews_total`, ...)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode("utf-8")
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.type == "counter"
+            for sample in family.samples
+            if not sample.labels
+        }
+
     def stop(self) -> int:
         """SIGTERM and wait; a worker that does not exit in time is killed. Returns the exit status."""
         if self.process.poll() is None:

@@ -62,6 +62,9 @@ WARM_COLUMNS = [
     "start_after_arrival_ms_max",
     "step_ms_p50",
     "first_preview_after_first_step_ms",
+    "preview_steps_apart_p50",
+    "preview_cpu_ms",
+    "preview_cpu_share",
     "preview_step_overhead",
 ]
 CSV_COLUMNS = [

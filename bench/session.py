@@ -344,7 +344,8 @@ class Session:
             document["params"]["expression"] = f"reaction {index}"  # each reaction its own video
             return document
 
-        figures = WarmScenario(group.client, reaction, plan.warm, f"bench-{self.token}-{number}").measure()
+        label = f"bench-{self.token}-{number}"
+        figures = WarmScenario(group.client, reaction, plan.warm, label, counters=group.serve.counters).measure()
         self.advance(f"warm scenario of {plan.warm} reactions")
         return figures
 

@@ -18,9 +18,12 @@ ratios are taken per round:
    (`warmed_p50_ms`, cache hits of the warmed videos);
 3. previews: N pairs of jobs, one that asks for previews and one that does not, the same otherwise, in turn (the
    one with previews first in even pairs): the first preview's delay after the first step's end
-   (`first_preview_after_first_step_ms`, p50, against the step time) and what a preview at every step adds to a
-   step (`preview_step_overhead`: per pair, the p50 step with previews over the p50 step without, less 1; the p50
-   of the pairs).
+   (`first_preview_after_first_step_ms`, p50, against the step time), how many steps apart the previews came
+   (`preview_steps_apart_p50`: as often as the worker's CPU budget for previews allows, worker.previews), the CPU
+   time each took to encode and send (`preview_cpu_ms`, from the worker's /metrics) and all of it over the jobs'
+   denoising time (`preview_cpu_share`: on a CPU device what the steps lose at most, and a figure the machine's
+   drift does not move), and what they add to a step as timed (`preview_step_overhead`: per pair, the p50 step
+   with previews over the p50 step without, less 1; the p50 of the pairs: drift moves it by several percent).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobStatus
 
 WARM_BACKLOG = 20
+PREVIEWS, PREVIEW_CPU = "npc_previews_total", "npc_preview_cpu_seconds_total"
 READY_TIMEOUT_S = 3600.0
 POLL_S = 0.005
 
@@ -60,15 +64,35 @@ class WarmFigures:
     start_after_arrival_ms_max: float
     step_ms_p50: float
     first_preview_after_first_step_ms: float | None
+    preview_steps_apart_p50: float | None
+    preview_cpu_ms: float | None
+    preview_cpu_share: float | None
     preview_step_overhead: float | None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PreviewFigures:
+    first_after_first_step_ms: float | None
+    steps_apart_p50: float | None
+    cpu_ms: float | None  # per preview: encoding and sending it (the worker's npc_preview_cpu_seconds_total)
+    cpu_share: float | None  # all of it over the denoising time of the jobs with previews
+    step_overhead: float | None
+
+
 class WarmScenario:
-    def __init__(self, client: NpcVideoClient, reaction: Reaction, reactions: int, label: str) -> None:
+    def __init__(
+        self,
+        client: NpcVideoClient,
+        reaction: Reaction,
+        reactions: int,
+        label: str,
+        counters: Callable[[], dict[str, float]],
+    ) -> None:
         self.client = client
+        self.counters = counters  # the serve child's /metrics counters
         self.reaction = reaction
         self.reactions = reactions
         self.label = label  # makes the job ids of this row unique
@@ -87,7 +111,7 @@ class WarmScenario:
         starts = [self._start_after_arrival(job_id) for job_id, _ms in busy]
         steps = [step for job_id, _ms in busy for step in self._step_ms(job_id)]
         warmed = self._warmed()
-        first_preview, overhead = self._previews()
+        previews = self._previews()
         return WarmFigures(
             reactions=self.reactions,
             backlog=WARM_BACKLOG,
@@ -101,8 +125,11 @@ class WarmScenario:
             start_after_arrival_ms_p50=statistics.median(starts),
             start_after_arrival_ms_max=max(starts),
             step_ms_p50=statistics.median(steps) if steps else float("nan"),
-            first_preview_after_first_step_ms=first_preview,
-            preview_step_overhead=overhead,
+            first_preview_after_first_step_ms=previews.first_after_first_step_ms,
+            preview_steps_apart_p50=previews.steps_apart_p50,
+            preview_cpu_ms=previews.cpu_ms,
+            preview_cpu_share=previews.cpu_share,
+            preview_step_overhead=previews.step_overhead,
         )
 
     # -- the parts ----------------------------------------------------------------------------------------------
@@ -184,9 +211,12 @@ class WarmScenario:
                 raise BenchError(f"warm scenario: the warmed reaction {job_id} was not a cache hit")
         return timed
 
-    def _previews(self) -> tuple[float | None, float | None]:
+    def _previews(self) -> PreviewFigures:
         firsts: list[float] = []
+        apart: list[int] = []
         ratios: list[float] = []
+        denoising_ms = 0.0  # of the jobs with previews: from their begin to their last step
+        before = self.counters()
         for pair in range(self.reactions):
             watched = self.reaction(f"{self.label}-preview-on-{pair}", 700 + 2 * pair)
             watched["preview"] = True
@@ -198,16 +228,26 @@ class WarmScenario:
                 else:
                     self._timed(plain_id, 701 + 2 * pair)
             events = self._events(watched["job_id"])
-            first_step = next(
-                (event["timestamp"] for event in events if event["type"] == "job:progress" and event["step"] == 1), None
-            )
-            previews = [event["timestamp"] for event in events if event["type"] == "job:preview"]
-            if previews and first_step is not None:
-                firsts.append(float(previews[0] - first_step))
+            steps = {event["step"]: event["timestamp"] for event in events if event["type"] == "job:progress"}
+            begun = next(event["timestamp"] for event in events if event["type"] == "job:processing")
+            previews = [event for event in events if event["type"] == "job:preview"]
+            if previews and 1 in steps:
+                firsts.append(float(previews[0]["timestamp"] - steps[1]))
+            apart += [b["step"] - a["step"] for a, b in itertools.pairwise(previews)]
+            denoising_ms += max(steps.values(), default=begun) - begun
             with_previews, without = self._step_ms(watched["job_id"]), self._step_ms(plain_id)
             if with_previews and without:
                 ratios.append(statistics.median(with_previews) / statistics.median(without) - 1)
-        return (statistics.median(firsts) if firsts else None), (statistics.median(ratios) if ratios else None)
+        after = self.counters()
+        sent = after.get(PREVIEWS, 0.0) - before.get(PREVIEWS, 0.0)
+        cpu_ms = (after.get(PREVIEW_CPU, 0.0) - before.get(PREVIEW_CPU, 0.0)) * 1000
+        return PreviewFigures(
+            first_after_first_step_ms=_p50(firsts),
+            steps_apart_p50=_p50(apart),
+            cpu_ms=cpu_ms / sent if sent else None,
+            cpu_share=cpu_ms / denoising_ms if sent and denoising_ms > 0 else None,
+            step_overhead=_p50(ratios),
+        )
 
     # -- reading the events --------------------------------------------------------------------------------------
     def _events(self, job_id: str) -> list[dict[str, Any]]:
@@ -224,3 +264,7 @@ class WarmScenario:
         marks = {event["step"]: event["timestamp"] for event in self._events(job_id) if event["type"] == "job:progress"}
         steps = sorted(marks)
         return [float(marks[b] - marks[a]) for a, b in itertools.pairwise(steps) if b == a + 1]
+
+
+def _p50(values: list[float] | list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None

@@ -101,10 +101,12 @@ def test_the_warm_scenario_reports_cold_warmed_and_busy_latencies_and_previews(
     assert 0 < warm["backlog_device_p50_ms"] <= warm["backlog_p50_ms"]
     assert warm["backlog_vs_cold_p50"] > -1 and warm["backlog_device_vs_cold_p50"] > -1  # ratios of two positives
     assert warm["first_preview_after_first_step_ms"] is not None and warm["preview_step_overhead"] is not None
+    assert warm["preview_steps_apart_p50"] is None or warm["preview_steps_apart_p50"] >= 1
+    assert warm["preview_cpu_ms"] > 0 and 0 < warm["preview_cpu_share"] < 1  # the worker's counters moved
     header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert {"warm_cold_p50_ms", "warm_warmed_p50_ms", "warm_preview_step_overhead"} <= set(header)
     assert list(redis.Redis.from_url(redis_url).scan_iter(match="npc-bench-*")) == []
-    assert "preview cost" in (out / "report.html").read_text(encoding="utf-8")
+    assert "preview CPU share" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_group_setting_runs_the_serve_child_as_a_worker_group_with_the_same_video(

@@ -97,8 +97,8 @@ def bench(
         int,
         typer.Option(
             min=0,
-            help="--through queue: after each row, N reactions cold, warmed, and with a warm backlog; previews "
-            "(bench.warming)",
+            help="--through queue: after each row, N rounds of a job cold and one behind a warm backlog, N reactions "
+            "warmed, N pairs of jobs with and without previews (bench.warming)",
         ),
     ] = 0,
     loras: Annotated[

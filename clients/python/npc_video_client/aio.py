@@ -39,7 +39,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
-from npc_video_client.warming import WarmStatus, queue_warm_cancels, warm_job_ids, warm_submissions
+from npc_video_client.warming import WarmStatus, queue_warm_cancels, queue_warm_jobs, warm_job_ids, warm_submissions
 
 
 class AsyncNpcVideoClient:
@@ -91,13 +91,9 @@ class AsyncNpcVideoClient:
     ) -> list[str]:
         """See NpcVideoClient.warm."""
         submissions = warm_submissions(npc, reactions, preset=preset, style=style, metadata=metadata)
-        lane_key = self.names.lane(Lane.WARM)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for job_id, body in submissions:
-                fields: Any = {"job": body}
-                pipe.delete(self.names.cancel(job_id))
-                pipe.xadd(lane_key, fields)
+            queue_warm_jobs(pipe, self.names, submissions)
             await pipe.execute()
         return [job_id for job_id, _body in submissions]
 

@@ -40,7 +40,7 @@ from npc_video_client.protocol import (
     resolve_state,
     text,
 )
-from npc_video_client.warming import WarmStatus, queue_warm_cancels, warm_job_ids, warm_submissions
+from npc_video_client.warming import WarmStatus, queue_warm_cancels, queue_warm_jobs, warm_job_ids, warm_submissions
 
 __all__ = [
     "CancelOutcome",
@@ -112,13 +112,9 @@ class NpcVideoClient:
         its video made (a cache hit in milliseconds), or joins the warm job still making it. Warming a reaction
         again withdraws an earlier `warm_cancel` of it."""
         submissions = warm_submissions(npc, reactions, preset=preset, style=style, metadata=metadata)
-        lane_key = self.names.lane(Lane.WARM)
         with reachable(self.redis):
             pipe = self.redis.pipeline(transaction=False)
-            for job_id, body in submissions:
-                fields: Any = {"job": body}
-                pipe.delete(self.names.cancel(job_id))
-                pipe.xadd(lane_key, fields)
+            queue_warm_jobs(pipe, self.names, submissions)
             pipe.execute()
         return [job_id for job_id, _body in submissions]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from npc_video_client.names import StreamNames
+from npc_video_client.names import Lane, StreamNames
 from npc_video_client.protocol import JobRejected, prepare_submission
 
 WARM_ID_PREFIX = "warm-"
@@ -68,6 +68,16 @@ def warm_job_ids(
 ) -> list[str]:
     """The ids `warm` gives these reactions' warm jobs (each reaction checked as `warm` checks it)."""
     return [job_id for job_id, _body in warm_submissions(npc, reactions, preset=preset, style=style)]
+
+
+def queue_warm_jobs(pipe: Any, names: StreamNames, submissions: Sequence[tuple[str, str]]) -> None:
+    """XADD each warm job to the warm lane, its cancel key deleted first (warm ids repeat: warming a reaction again
+    withdraws an earlier cancel), on a (sync or asyncio) pipeline the caller executes."""
+    lane_key = names.lane(Lane.WARM)
+    for job_id, body in submissions:
+        fields: Any = {"job": body}
+        pipe.delete(names.cancel(job_id))
+        pipe.xadd(lane_key, fields)
 
 
 def queue_warm_cancels(pipe: Any, names: StreamNames, job_ids: Sequence[str], ttl_s: int) -> None:

@@ -7,6 +7,7 @@ stage a path does not have is null in the row.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ class Row:
         return f"{self.model} / {self.preset} / {self.setting}"
 
 
-def median_or_none(values: list[float]) -> float | None:
+def median_or_none(values: Sequence[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.inprocess import BenchError
+from bench.records import median_or_none
 from npc_video_client.client import NpcVideoClient
 from npc_video_client.contract import JobStatus
 
@@ -150,8 +151,7 @@ class WarmScenario:
         return job_id, elapsed
 
     def _device_p50(self, job_ids: list[str]) -> float | None:
-        measured = [self._device_ms[job_id] for job_id in job_ids if job_id in self._device_ms]
-        return statistics.median(measured) if measured else None
+        return median_or_none([self._device_ms[job_id] for job_id in job_ids if job_id in self._device_ms])
 
     def _params(self, number: int) -> dict[str, Any]:
         params: dict[str, Any] = self.reaction("params", number)["params"]
@@ -183,12 +183,13 @@ class WarmScenario:
             time.sleep(0.05)
 
     def _device_ratio_p50(self, busy: list[tuple[str, float]], cold: list[tuple[str, float]]) -> float | None:
-        ratios = [
-            self._device_ms[b] / self._device_ms[c] - 1
-            for (b, _b), (c, _c) in zip(busy, cold, strict=True)
-            if b in self._device_ms and c in self._device_ms
-        ]
-        return statistics.median(ratios) if ratios else None
+        return median_or_none(
+            [
+                self._device_ms[b] / self._device_ms[c] - 1
+                for (b, _b), (c, _c) in zip(busy, cold, strict=True)
+                if b in self._device_ms and c in self._device_ms
+            ]
+        )
 
     def _warmed(self) -> list[float]:
         numbers = [500 + index for index in range(self.reactions)]
@@ -228,25 +229,25 @@ class WarmScenario:
                 else:
                     self._timed(plain_id, 701 + 2 * pair)
             events = self._events(watched["job_id"])
-            steps = {event["step"]: event["timestamp"] for event in events if event["type"] == "job:progress"}
+            steps = _step_marks(events)
             begun = next(event["timestamp"] for event in events if event["type"] == "job:processing")
             previews = [event for event in events if event["type"] == "job:preview"]
             if previews and 1 in steps:
                 firsts.append(float(previews[0]["timestamp"] - steps[1]))
             apart += [b["step"] - a["step"] for a, b in itertools.pairwise(previews)]
             denoising_ms += max(steps.values(), default=begun) - begun
-            with_previews, without = self._step_ms(watched["job_id"]), self._step_ms(plain_id)
+            with_previews, without = _step_intervals(steps), self._step_ms(plain_id)
             if with_previews and without:
                 ratios.append(statistics.median(with_previews) / statistics.median(without) - 1)
         after = self.counters()
         sent = after.get(PREVIEWS, 0.0) - before.get(PREVIEWS, 0.0)
         cpu_ms = (after.get(PREVIEW_CPU, 0.0) - before.get(PREVIEW_CPU, 0.0)) * 1000
         return PreviewFigures(
-            first_after_first_step_ms=_p50(firsts),
-            steps_apart_p50=_p50(apart),
+            first_after_first_step_ms=median_or_none(firsts),
+            steps_apart_p50=median_or_none(apart),
             cpu_ms=cpu_ms / sent if sent else None,
             cpu_share=cpu_ms / denoising_ms if sent and denoising_ms > 0 else None,
-            step_overhead=_p50(ratios),
+            step_overhead=median_or_none(ratios),
         )
 
     # -- reading the events --------------------------------------------------------------------------------------
@@ -261,10 +262,15 @@ class WarmScenario:
         return float(begun - self._submitted_ms[job_id])
 
     def _step_ms(self, job_id: str) -> list[float]:
-        marks = {event["step"]: event["timestamp"] for event in self._events(job_id) if event["type"] == "job:progress"}
-        steps = sorted(marks)
-        return [float(marks[b] - marks[a]) for a, b in itertools.pairwise(steps) if b == a + 1]
+        return _step_intervals(_step_marks(self._events(job_id)))
 
 
-def _p50(values: list[float] | list[int]) -> float | None:
-    return float(statistics.median(values)) if values else None
+def _step_marks(events: list[dict[str, Any]]) -> dict[int, float]:
+    """Step -> the timestamp of its job:progress event."""
+    return {event["step"]: event["timestamp"] for event in events if event["type"] == "job:progress"}
+
+
+def _step_intervals(marks: dict[int, float]) -> list[float]:
+    """ms between consecutive steps' progress events."""
+    steps = sorted(marks)
+    return [float(marks[b] - marks[a]) for a, b in itertools.pairwise(steps) if b == a + 1]

@@ -8,8 +8,9 @@
 # the patch applied (step 3; pixsim7's round-trip tests then pass), the doc's request goes through pixsim7's real
 # registry (plugin discovery), CreateGenerationRequest, canonicalize_params and ProviderService into a real worker
 # and back: it completes with progress rising and an MP4 pixsim7 can download, a bad or corrupt image fails with
-# the worker's message, a running job cancels, an unknown job is JobNotFoundError, an unreachable Redis is a
-# retryable provider_unavailable (try_in_pixsim7.py prints a CHECK line for each).
+# the worker's message, a running job cancels, a reaction warmed (cancelled and warmed again) makes the later
+# generation a cache hit, an unknown job is JobNotFoundError, an unreachable Redis is a retryable
+# provider_unavailable (try_in_pixsim7.py prints a CHECK line for each).
 # Real: pixsim7's modules, the worker (`npc-worker serve` from this repo's .venv, CPU, its embedded demo catalog:
 # a tiny random-weight model), its own redis-server, and a static file server for the clips (the doc's
 # NPC_WORKER_PUBLIC_BASE_URL, so the clip URL is fetchable). Not real: the database; ProviderService gets a fake

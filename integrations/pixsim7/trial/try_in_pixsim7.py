@@ -352,6 +352,41 @@ async def check_cancel(service: ProviderService, account: ProviderAccount) -> No
     )
 
 
+async def check_warm(service: ProviderService, account: ProviderAccount, provider: Provider) -> None:
+    """The doc's "Warming an NPC's reactions": a likely reaction warmed, its warm job cancelled (the NPC left) and
+    warmed again (it came back), made by the worker; the generation that later asks for it completes as a cache hit
+    of that video."""
+    import redis as redis_py
+    from pixsim7.backend.main.domain import ProviderStatus
+    from pixsim7.backend.main.domain.providers.execution.file_resolver import resolve_source_to_local_file
+
+    async def resolve(source: Any, user_id: int, default_suffix: str) -> tuple[str, list[str]]:
+        """resolve_source_fn as ProviderService binds it to its database session."""
+        return await resolve_source_to_local_file(
+            source=source, user_id=user_id, default_suffix=default_suffix, db_session=service.db
+        )
+
+    body = request_body({"expression": "winking", "steps": 2, "width": 64, "height": 64}, priority=5)
+    likely = [generation_from_request(body).canonical_params]
+    ids = await provider.warm(likely, user_id=USER_ID, resolve_source_fn=resolve)
+    cancelled = await provider.warm_cancel(likely, user_id=USER_ID, resolve_source_fn=resolve)
+    again = await provider.warm(likely, user_id=USER_ID, resolve_source_fn=resolve)
+    say("warm ->", ids, "warm_cancel ->", cancelled, "warm again ->", again)
+    deadline = time.monotonic() + 300
+    ready = await provider.warm_status(likely, user_id=USER_ID, resolve_source_fn=resolve)
+    while ready.ready_count < ready.total and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        ready = await provider.warm_status(likely, user_id=USER_ID, resolve_source_fn=resolve)
+    say("warm_status:", ready)
+    check("warm, warm_cancel, warm again -> ready", ids == cancelled == again and ready.ready_count == 1)
+    _generation, submission = await submit(service, account, body)
+    done, seen = await poll(service, submission, account)
+    stored = redis_py.Redis.from_url(os.environ["NPC_VIDEO_REDIS_URL"]).get(f"npc:result:{submission.provider_job_id}")
+    cache_hit = stored is not None and json.loads(stored).get("cache_hit") is True
+    say("warmed generation: seen", seen, "final", done.status.value, "worker result cache_hit", cache_hit)
+    check("warmed generation -> COMPLETED as a cache hit", done.status == ProviderStatus.COMPLETED and cache_hit)
+
+
 async def check_errors(service: ProviderService, account: ProviderAccount, provider: Provider) -> None:
     """An unknown job id is pixsim7's JobNotFoundError; an unreachable Redis is a retryable provider_unavailable."""
     from pixsim7.backend.main.domain.providers import ProviderSubmission
@@ -425,6 +460,7 @@ async def main(work: Path) -> int:
     await check_render(service, account)
     await check_bad_images(service, account)
     await check_cancel(service, account)
+    await check_warm(service, account, provider)
     await check_errors(service, account, provider)
 
     print("SUMMARY", json.dumps(CHECKS), flush=True)
